@@ -183,7 +183,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     cm = confusion_matrix(y_test, pred, model.num_classes)
     if args.json:
         print(json.dumps({"test_accuracy": accuracy, "confusion_matrix": cm.tolist(),
-                          "per_class_accuracy": per_class_accuracy(cm).tolist()}))
+                          "per_class_accuracy": [None if np.isnan(a) else a for a in per_class_accuracy(cm)]}))
         return 0
     print(f"Model: {args.model} ({model.spec['name']})")
     print(f"Test Accuracy = {accuracy:.4f} ({int(round(accuracy * len(y_test)))}/{len(y_test)})")

@@ -105,10 +105,12 @@ def mnist_from_idx_buffers(
 
 
 def to_float(images: np.ndarray) -> np.ndarray:
-    """Scale a uint8 batch (N, H, W) to float32 (N, H, W, 1) in [0, 1]."""
-    if images.dtype != np.uint8 or images.ndim != 3:
-        raise ValueError(f"to_float expects uint8 images (N, H, W), got {images.dtype} {images.shape}")
-    return images[..., None].astype(np.float32) / np.float32(255)
+    """Scale a uint8 batch (N, H, W) or (N, H, W, C) to float32 (N, H, W, C) in [0, 1]."""
+    if images.dtype != np.uint8 or images.ndim not in (3, 4):
+        raise ValueError(f"to_float expects uint8 images (N, H, W[, C]), got {images.dtype} {images.shape}")
+    if images.ndim == 3:
+        images = images[..., None]
+    return images.astype(np.float32) / np.float32(255)
 
 
 def _gunzip(data: bytes, name: str) -> bytes:

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .data import to_float
 from .layers import Conv2D, Dense, Flatten, Layer, MaxPool2D, Param, ReLU, layer_from_config
 from .losses import softmax
 
@@ -106,7 +107,7 @@ class Sequential:
         if x.shape[1:] != self.input_shape:
             raise ValueError(f"expected images of shape (N, {', '.join(map(str, self.input_shape))}), got {x.shape}")
         if x.dtype == np.uint8:
-            return x.astype(np.float32) / np.float32(255)
+            return to_float(x)
         return x.astype(np.float32, copy=False)
 
     def predict_proba(self, x: np.ndarray, batch_size: int = 500) -> np.ndarray:

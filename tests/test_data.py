@@ -271,8 +271,14 @@ def test_to_float():
 
 @pytest.mark.parametrize("bad", [np.zeros((2, 28, 28), np.float32), np.zeros((28, 28), np.uint8)])
 def test_to_float_rejects_wrong_input(bad):
-    with pytest.raises(ValueError, match=r"uint8 images \(N, H, W\)"):
+    with pytest.raises(ValueError, match=r"uint8 images \(N, H, W\[, C\]\)"):
         to_float(bad)
+
+
+def test_to_float_keeps_a_channel_axis():
+    images = np.full((2, 3, 3, 1), 255, np.uint8)
+    out = to_float(images)
+    assert out.shape == (2, 3, 3, 1) and out.dtype == np.float32 and out.max() == 1.0
 
 
 # ---- the real data set -------------------------------------------------------------
