@@ -28,7 +28,8 @@ def confusion_matrix(labels: ArrayLike, pred: ArrayLike, num_classes: int = 10) 
     for name, a in (("labels", labels), ("pred", pred)):
         if a.size and (a.min() < 0 or a.max() >= num_classes):
             raise ValueError(f"{name} must lie in 0..{num_classes - 1} (found {a.min()}..{a.max()})")
-    flat = np.bincount(labels * num_classes + pred, minlength=num_classes * num_classes)
+    # astype(np.intp): Pyodide's 32-bit numpy refuses int64 input to bincount
+    flat = np.bincount((labels * num_classes + pred).astype(np.intp), minlength=num_classes * num_classes)
     return flat.reshape(num_classes, num_classes).astype(np.int64)
 
 

@@ -15,6 +15,7 @@ import io
 import json
 import os
 import zipfile
+import zlib
 from typing import Any
 
 import numpy as np
@@ -218,19 +219,44 @@ def build_model(name: str = "seed", **hparams: Any) -> Sequential:
 
 
 def _read_npz(source: str | os.PathLike | bytes | io.IOBase) -> dict[str, np.ndarray]:
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        where, source = "the model data", io.BytesIO(bytes(source))
-    elif isinstance(source, (str, os.PathLike)):
+    """The arrays of an ``.npz`` file; refuses anything else with a specific message."""
+    if isinstance(source, (str, os.PathLike)):
         where = os.fspath(source)
+        if not os.path.isfile(where):
+            raise FileNotFoundError(f"model file {where} not found")
+        with open(source, "rb") as f:
+            data = f.read()
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        where, data = "the model data", bytes(source)
     else:
-        where = "the model file"
+        where, data = "the model file", source.read()
+    _check_container(data, where)
     try:
-        with np.load(source, allow_pickle=False) as npz:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             return {key: npz[key] for key in npz.files}
-    except FileNotFoundError:
-        raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
-        raise ModelFormatError(f"{where} is not a readable .npz model file ({exc})") from None
+    except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError, KeyError) as exc:
+        raise ModelFormatError(f"{where} is a corrupt .npz file ({exc})") from None
+
+
+def _check_container(data: bytes, where: str) -> None:
+    """Refuse bytes that are not an intact zip of ``.npy`` arrays, saying what they are."""
+    if not data:
+        raise ModelFormatError(f"{where} is empty")
+    if data.startswith(b"\x93NUMPY"):
+        raise ModelFormatError(f"{where} is a single-array .npy file, not a .npz model")
+    if not data.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        raise ModelFormatError(f"{where} is not a .npz file")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            damaged = zf.testzip()  # reads every member and checks its CRC
+            names = zf.namelist()
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError) as exc:
+        raise ModelFormatError(f"{where} is a corrupt or truncated .npz file ({exc})") from None
+    if damaged is not None:
+        raise ModelFormatError(f"{where} is a corrupt .npz file: {damaged} is damaged")
+    others = [n for n in names if not n.endswith(".npy")]
+    if others:
+        raise ModelFormatError(f"{where} is a zip archive but not a .npz file (it holds {', '.join(others[:3])})")
 
 
 def load_model(source: str | os.PathLike | bytes | io.IOBase,

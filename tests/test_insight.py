@@ -311,11 +311,11 @@ def test_read_model_file_accepts_any_fitting_model():
 
 
 @pytest.mark.parametrize("data, message", [
-    (b"", "the file is empty"),
-    (b"\x89PNG\r\n\x1a\n" + bytes(100), "this is not a .npz file"),
-    (b"just some text", "this is not a .npz file"),
+    (b"", "is empty"),
+    (b"\x89PNG\r\n\x1a\n" + bytes(100), "is not a .npz file"),
+    (b"just some text", "is not a .npz file"),
     (npy_bytes(), "single-array .npy file"),
-    (zip_of(**{"readme.txt": b"hi"}), r"zip archive is not a .npz file \(it holds readme.txt\)"),
+    (zip_of(**{"readme.txt": b"hi"}), r"zip archive but not a .npz file \(it holds readme.txt\)"),
 ])
 def test_read_model_file_refuses_other_files(data, message):
     with pytest.raises(ModelFormatError, match=message):
@@ -328,7 +328,7 @@ def test_read_model_file_refuses_damaged_files():
         read_model_file(good[: len(good) // 2])
     flipped = bytearray(good)
     flipped[len(good) // 2] ^= 0xFF          # inside a weight array: its CRC no longer matches
-    with pytest.raises(ModelFormatError, match="corrupt: .* is damaged"):
+    with pytest.raises(ModelFormatError, match="corrupt .npz file: .* is damaged"):
         read_model_file(bytes(flipped))
 
 
