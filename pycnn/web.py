@@ -1,0 +1,373 @@
+"""The API the browser worker calls: thin adapters over the library.
+
+The page's worker (web/worker.js) imports this module inside Pyodide and calls
+only the functions below. They take plain values (numbers, dicts, bytes-like
+buffers) and return plain dicts, lists, floats, ints, strings or bytes, so the
+worker can convert replies with ``toJs``. Training and prediction use the same
+``model.py``, ``train.py`` and ``preprocess.py`` as the CLI; nothing here is
+browser-specific except accepting Pyodide's ``JsProxy`` buffers.
+
+State lives in this module: the data set, the model used for drawing (the
+*active* model: pretrained until a training run produces a better one) and at
+most one training run.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+from .model import Sequential, build_model, load_model
+from .optim import OPTIMIZERS, make_optimizer
+from .preprocess import preprocess_digit
+from .train import DivergedError, Trainer
+
+IMAGE_SHAPE = (28, 28)
+NUM_CLASSES = 10
+MAX_CANVAS = 4096  # pixels per side accepted by predict
+# A step must stay well under a second in the browser (no BLAS, one thread) so
+# Stop is heard quickly: multiply-adds per image (forward) times batch size.
+MAX_STEP_MACS = 300e6
+
+DEFAULTS: dict[str, Any] = {
+    "preset": "lenet", "optimizer": "adam", "lr": 0.001, "momentum": 0.9, "batch_size": 64,
+    "epochs": 1, "train_size": None, "seed": 0,
+    "n_filter": 32, "filter_size": 7, "stride": 1, "padding": 1,
+}
+LABELS = {"lr": "learning rate", "momentum": "momentum", "batch_size": "batch size", "epochs": "epochs",
+          "train_size": "training-set size", "seed": "random seed", "n_filter": "number of filters",
+          "filter_size": "filter size", "stride": "stride", "padding": "padding"}
+
+
+class _Run:
+    """One training run: its trainer plus what the page's progress display needs."""
+
+    def __init__(self, trainer: Trainer, model: Sequential, config: dict) -> None:
+        self.trainer, self.model, self.config = trainer, model, config
+        self.train_size = len(trainer.x_train)
+        self.seconds = 0.0      # time spent inside train_slice
+        self.phase = "train"    # "train" or "test" (evaluating after an epoch)
+        self.snapshot: bytes | None = None  # weights after the last finished epoch
+        self.last_epoch: dict | None = None
+
+
+class _State:
+    def __init__(self) -> None:
+        self.data: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self.model: Sequential | None = None
+        self.info: dict | None = None
+        self.run: _Run | None = None
+
+
+_state = _State()
+
+
+def reset() -> None:
+    """Forget the data set, the model and any run (for tests)."""
+    global _state
+    _state = _State()
+
+
+# --------------------------------------------------------------------- inputs
+
+def _buffer(data: Any, what: str) -> np.ndarray:
+    """A flat uint8 array over a bytes-like object or a Pyodide JsProxy of a Uint8Array."""
+    if hasattr(data, "to_py"):  # a JS typed array inside Pyodide: copy it into Python
+        data = data.to_py()
+    try:
+        return np.frombuffer(data, dtype=np.uint8)
+    except TypeError:
+        raise ValueError(f"{what} must be bytes-like (a Uint8Array in the browser), got {type(data).__name__}") from None
+
+
+def _shape(shape: Any, what: str) -> tuple[int, ...]:
+    if hasattr(shape, "to_py"):
+        shape = shape.to_py()
+    try:
+        return tuple(int(s) for s in shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a list of whole numbers, got {shape!r}") from None
+
+
+def _images(data: Any, shape: Any, what: str) -> np.ndarray:
+    flat = _buffer(data, what)
+    dims = _shape(shape, f"{what} shape")
+    if len(dims) != 3 or dims[1:] != IMAGE_SHAPE:
+        raise ValueError(f"{what} must have shape (N, 28, 28), got {dims}")
+    if flat.size != math.prod(dims):
+        raise ValueError(f"{what}: {flat.size} bytes for shape {dims} ({math.prod(dims)} expected)")
+    return flat.reshape(dims).copy()
+
+
+def _labels(data: Any, count: int, what: str) -> np.ndarray:
+    y = _buffer(data, what).astype(np.int64)
+    if y.size != count:
+        raise ValueError(f"{what}: {y.size} labels for {count} images")
+    if y.size and y.max() >= NUM_CLASSES:
+        raise ValueError(f"{what}: labels must lie in 0..9 (found {y.max()})")
+    return y
+
+
+def _number(config: dict, key: str, lo: float, hi: float, integer: bool) -> int | float:
+    value, name = config[key], LABELS[key]
+    kind = "a whole number" if integer else "a number"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name} must be {kind} between {lo:g} and {hi:g}, got {value!r}")
+    if integer and value != int(value):
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must be between {lo:g} and {hi:g}, got {value:g}")
+    return int(value) if integer else float(value)
+
+
+def validate_config(config: dict, train_available: int = 60000) -> dict:
+    """Check a training configuration from the page; return it complete and typed.
+
+    Keys (all optional, see DEFAULTS): preset ("seed" | "lenet"), optimizer
+    ("sgd" | "momentum" | "adam"), lr, momentum, batch_size, epochs,
+    train_size (the first N training images; default all), seed, and for the
+    seed preset n_filter, filter_size, stride, padding. Raises ValueError with
+    a message fit to show the user.
+    """
+    if hasattr(config, "to_py"):
+        config = config.to_py()
+    if not isinstance(config, dict):
+        raise ValueError(f"the training settings must be a dict, got {type(config).__name__}")
+    unknown = sorted(set(config) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown training setting {unknown[0]!r}; known: {', '.join(DEFAULTS)}")
+    c = {**DEFAULTS, **{k: v for k, v in config.items() if v is not None}}
+    if c["preset"] not in ("seed", "lenet"):
+        raise ValueError(f"preset must be 'seed' or 'lenet', got {c['preset']!r}")
+    if c["optimizer"] not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {c['optimizer']!r}")
+    if c["train_size"] is None:
+        c["train_size"] = train_available
+    out = {"preset": c["preset"], "optimizer": c["optimizer"],
+           "lr": _number(c, "lr", 1e-6, 1.0, False),
+           "momentum": _number(c, "momentum", 0.0, 0.999, False),
+           "batch_size": _number(c, "batch_size", 1, 512, True),
+           "epochs": _number(c, "epochs", 1, 20, True),
+           "train_size": _number(c, "train_size", min(100, train_available), train_available, True),
+           "seed": _number(c, "seed", 0, 2**31 - 1, True)}
+    if out["preset"] == "seed":
+        out["n_filter"] = _number(c, "n_filter", 1, 64, True)
+        out["filter_size"] = _number(c, "filter_size", 1, 28, True)
+        out["stride"] = _number(c, "stride", 1, 28, True)
+        out["padding"] = _number(c, "padding", 0, out["filter_size"] - 1, True)
+    return out
+
+
+def _build(config: dict) -> Sequential:
+    if config["preset"] == "lenet":
+        return build_model("lenet", seed=config["seed"])
+    k = config["filter_size"]
+    try:
+        return build_model("seed", n_filter=config["n_filter"], h_filter=k, w_filter=k,
+                           stride=config["stride"], padding=config["padding"], seed=config["seed"])
+    except ValueError as e:
+        raise ValueError(f"this seed architecture does not fit 28x28 images: {e}") from None
+
+
+def _macs_per_image(model: Sequential) -> int:
+    """Forward multiply-adds for one image: conv and dense layers only."""
+    total = 0
+    for layer, out in zip(model.layers, model.shapes):
+        weights = [p.value for p in layer.params() if p.value.ndim > 1]
+        if weights:  # each output position costs one multiply-add per weight
+            total += math.prod(out[:-1]) * weights[0].size
+    return total
+
+
+# --------------------------------------------------------------------- outputs
+
+def _model_info(model: Sequential, source: str, test_accuracy: float | None = None,
+                epochs: int | None = None) -> dict:
+    spec = model.spec
+    return {"name": spec["name"], "hparams": dict(spec.get("hparams", {})),
+            "parameters": int(sum(p.value.size for p in model.params())),
+            "source": source, "test_accuracy": test_accuracy, "epochs": epochs}
+
+
+def _plain(event: dict) -> dict:
+    """An event with numpy scalars turned into Python floats and ints."""
+    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in event.items()}
+
+
+def _activate(model: Sequential, info: dict) -> dict:
+    _state.model, _state.info = model, info
+    return dict(info)
+
+
+# --------------------------------------------------------------------- API
+
+def set_dataset(train_images: Any, train_labels: Any, test_images: Any, test_labels: Any,
+                train_shape: Any, test_shape: Any) -> dict:
+    """Hand MNIST to Python: the pixel bytes after each IDX header, and the header's shape.
+
+    Images are uint8 bytes of shape (N, 28, 28) given as ``train_shape`` /
+    ``test_shape``; labels are uint8 bytes (N,). Returns {"train": N, "test": M}.
+    """
+    x_train = _images(train_images, train_shape, "training images")
+    y_train = _labels(train_labels, len(x_train), "training labels")
+    x_test = _images(test_images, test_shape, "test images")
+    y_test = _labels(test_labels, len(x_test), "test labels")
+    if len(x_train) == 0 or len(x_test) == 0:
+        raise ValueError("the training and test sets must not be empty")
+    _state.data = (x_train, y_train, x_test, y_test)
+    return {"train": len(x_train), "test": len(x_test)}
+
+
+def load_pretrained(npz_bytes: Any) -> dict:
+    """Make the model in ``npz_bytes`` (a file written by ``pycnn train --save``) the active one.
+
+    Returns its info: {"name", "hparams", "parameters", "source": "pretrained",
+    "test_accuracy": None, "epochs": None}. Raises ModelFormatError (a
+    ValueError) if the bytes are not a pycnn model for 28x28 digits.
+    """
+    model = load_model(_buffer(npz_bytes, "the pretrained weights").tobytes(),
+                       input_shape=(*IMAGE_SHAPE, 1), num_classes=NUM_CLASSES)
+    return _activate(model, _model_info(model, "pretrained"))
+
+
+def model_info() -> dict | None:
+    """Info about the active model (see load_pretrained), or None before one is loaded."""
+    return None if _state.info is None else dict(_state.info)
+
+
+def model_bytes() -> bytes:
+    """The active model as an .npz file, loadable with ``pycnn.load_model`` and the CLI."""
+    if _state.model is None:
+        raise ValueError("no model is loaded yet")
+    return _state.model.to_bytes()
+
+
+def predict(pixels: Any, width: int, height: int) -> dict:
+    """Classify a drawing with the active model.
+
+    ``pixels`` holds ``height`` rows of ``width`` bytes, the ink's opacity
+    (0 = blank, 255 = full ink), as read from the canvas. Returns
+    {"digit": int, "probs": [10 floats], "image": [784 floats]} where image is
+    the preprocessed 28x28 input, row-major; or {"digit": None, "probs": None,
+    "image": None} for an empty canvas.
+    """
+    if _state.model is None:
+        raise ValueError("no model is loaded yet")
+    if isinstance(width, bool) or isinstance(height, bool) or int(width) != width or int(height) != height \
+            or not (1 <= width <= MAX_CANVAS and 1 <= height <= MAX_CANVAS):
+        raise ValueError(f"canvas size must be whole numbers from 1 to {MAX_CANVAS}, got {width}x{height}")
+    flat = _buffer(pixels, "pixels")
+    if flat.size != width * height:
+        raise ValueError(f"{flat.size} pixels do not make a {width}x{height} canvas")
+    image = preprocess_digit(flat.reshape(int(height), int(width)))
+    if image is None:
+        return {"digit": None, "probs": None, "image": None}
+    probs = _state.model.predict_proba(image[None])[0]
+    return {"digit": int(probs.argmax()), "probs": [float(p) for p in probs],
+            "image": [round(float(v), 3) for v in image.ravel()]}
+
+
+def start_training(config: dict) -> dict:
+    """Begin a training run with ``config`` (see validate_config); replaces any run.
+
+    Returns {"epochs", "train_size", "test_size", "batch_size",
+    "steps_per_epoch", "total_steps", "model": info of the new model}.
+    """
+    if _state.data is None:
+        raise ValueError("MNIST is not loaded yet")
+    x_train, y_train, x_test, y_test = _state.data
+    config = validate_config(config, len(x_train))
+    model = _build(config)
+    macs = _macs_per_image(model)
+    if macs * config["batch_size"] > MAX_STEP_MACS:
+        raise ValueError(
+            f"too slow for the browser: {macs / 1e6:.1f} million multiply-adds per image x batch "
+            f"{config['batch_size']}; use fewer or smaller filters, a larger stride or a smaller batch")
+    n = config["train_size"]
+    optimizer = make_optimizer(config["optimizer"], model.params(), config["lr"], config["momentum"])
+    # Test chunks as costly as about one training step keep every slice short.
+    eval_batch = max(50, min(1000, int(MAX_STEP_MACS / 3 // max(macs, 1))))
+    trainer = Trainer(model, x_train[:n], y_train[:n], x_test, y_test, optimizer=optimizer,
+                      batch_size=config["batch_size"], epochs=config["epochs"], seed=config["seed"],
+                      eval_batch_size=eval_batch)
+    _state.run = _Run(trainer, model, config)
+    return {"epochs": config["epochs"], "train_size": n, "test_size": len(x_test),
+            "batch_size": config["batch_size"], "steps_per_epoch": trainer.steps_per_epoch,
+            "total_steps": trainer.total_steps, "model": _model_info(model, "training")}
+
+
+def _progress(run: _Run) -> dict:
+    t = run.trainer
+    in_epoch = 0 if t.done else min(t.step - t.epoch * t.steps_per_epoch, t.steps_per_epoch)
+    epoch_examples = min(in_epoch * t.batch_size, run.train_size)
+    done = run.train_size * t.epoch + (0 if t.done else epoch_examples)
+    total = run.train_size * t.epochs
+    rate = done / run.seconds if run.seconds > 0 else 0.0
+    return {"epoch": min(t.epoch + 1, t.epochs), "epochs": t.epochs, "phase": run.phase,
+            "epoch_examples": epoch_examples if not t.done else run.train_size,
+            "train_size": run.train_size, "examples": done, "examples_total": total,
+            "fraction": done / total, "seconds": run.seconds, "examples_per_second": rate,
+            "eta_seconds": (total - done) / rate if rate > 0 else None}
+
+
+def _finish(run: _Run) -> dict:
+    """End the run; the model from its last finished epoch becomes active. Returns that info."""
+    _state.run = None
+    if run.snapshot is None:
+        return dict(_state.info) if _state.info else None
+    last = run.last_epoch
+    model = run.model if run.trainer.done else load_model(run.snapshot)
+    return _activate(model, _model_info(model, "trained", last["test_accuracy"], last["epoch"]))
+
+
+def train_slice(max_seconds: float = 0.2) -> dict:
+    """Train for about ``max_seconds`` (at least one step or test chunk).
+
+    Returns {"events": [...] (the Trainer's step and epoch dicts), "chart":
+    [{"x": epochs done, "loss": mean loss of this slice's steps, "accuracy":
+    running training accuracy of the epoch}] (empty if no step ran),
+    "progress": {...}, "done": bool, "diverged": message or None, "model":
+    info of the active model when done, else None}. A diverged run (NaN or
+    infinite loss) ends and leaves the previous model active.
+    """
+    run = _state.run
+    if run is None:
+        raise ValueError("no training run: call start_training first")
+    start = time.perf_counter()
+    try:
+        events = [_plain(e) for e in run.trainer.run(max_seconds=float(max_seconds))]
+    except DivergedError as e:
+        run.seconds += time.perf_counter() - start
+        _state.run = None
+        return {"events": [], "chart": [], "progress": _progress(run), "done": True,
+                "diverged": str(e), "model": model_info()}
+    run.seconds += time.perf_counter() - start
+    steps = [e for e in events if e["kind"] == "step"]
+    for e in events:
+        if e["kind"] == "epoch":
+            run.snapshot, run.last_epoch = run.model.to_bytes(), e
+    if events:
+        last = events[-1]
+        run.phase = "test" if last["kind"] == "step" and last["batch"] == last["steps_per_epoch"] else "train"
+    chart = []
+    if steps:
+        last = steps[-1]
+        chart.append({"x": last["epoch"] - 1 + last["batch"] / last["steps_per_epoch"],
+                      "loss": float(np.mean([e["loss"] for e in steps])),
+                      "accuracy": last["running_accuracy"]})
+    done = run.trainer.done
+    return {"events": events, "chart": chart, "progress": _progress(run), "done": done,
+            "diverged": None, "model": _finish(run) if done else None}
+
+
+def stop() -> dict:
+    """Abandon the run. If an epoch finished, the weights after the last finished
+    epoch become the active model. Returns {"kept": bool, "model": active info}."""
+    run = _state.run
+    if run is None:
+        return {"kept": False, "model": model_info()}
+    kept = run.snapshot is not None
+    return {"kept": kept, "model": _finish(run)}

@@ -1,0 +1,184 @@
+// The pycnn worker: hosts Pyodide and calls the Python module pycnn.web.
+//
+// Protocol (page -> worker): {id, type, ...args}. Every request gets exactly
+// one reply, {id, result} or {id, error}. Messages without an id are progress
+// reports and carry a `type`: "status" (loading text), "train-start",
+// "train-progress". All learning, prediction and preprocessing happen in
+// Python; this file fetches bytes, parses IDX headers and moves data.
+
+import { loadPyodide } from "./pyodide/pyodide.mjs";
+
+const SLICE_SECONDS = 0.2; // one train_slice call; Stop is heard between slices
+
+let pyodide = null;
+let web = null; // PyProxy of the pycnn.web module
+let stopRequested = false;
+let training = false;
+
+const status = (text) => self.postMessage({ type: "status", text });
+const siteURL = (path) => new URL(path, new URL("./", import.meta.url)).href;
+
+// Call a pycnn.web function and return plain JS data (objects, arrays, numbers).
+function callPy(name, ...args) {
+  const pyArgs = args.map((a) => (a instanceof Uint8Array || a === null || typeof a !== "object" ? a : pyodide.toPy(a)));
+  let out;
+  try {
+    out = web[name](...pyArgs);
+  } finally {
+    for (let i = 0; i < args.length; i++) if (pyArgs[i] !== args[i]) pyArgs[i].destroy();
+  }
+  if (out === undefined || out === null || typeof out !== "object") return out;
+  try {
+    return out.toJs({ dict_converter: Object.fromEntries, create_pyproxies: false });
+  } finally {
+    out.destroy();
+  }
+}
+
+// Python exceptions arrive as PythonError with the whole traceback; the page
+// shows only the last line ("ValueError: learning rate ...").
+function errorText(err) {
+  if (err && err.type && typeof err.message === "string") {
+    const lines = err.message.trim().split("\n");
+    // ValueErrors are messages for the user (bad settings, bad files): drop the class name.
+    return lines[lines.length - 1].replace(/^ValueError: /, "");
+  }
+  return err && err.message ? err.message : String(err);
+}
+
+async function fetchBytes(path, what) {
+  let response;
+  try {
+    response = await fetch(siteURL(path));
+  } catch (err) {
+    throw new Error(`could not fetch ${path} (${what}): ${err.message}`);
+  }
+  if (!response.ok) {
+    throw new Error(`${path} (${what}) is missing from the site (HTTP ${response.status}); rebuild it with \`python build_site.py\``);
+  }
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+async function gunzip(bytes) {
+  // A host that adds Content-Encoding: gzip has already inflated the file.
+  if (bytes[0] !== 0x1f || bytes[1] !== 0x8b) return bytes;
+  const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+// IDX: two zero bytes, type byte 0x08 (unsigned byte), number of dimensions,
+// then one big-endian uint32 per dimension, then the data.
+function parseIdx(bytes, path) {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (bytes.length < 8 || view.getUint32(0) >>> 8 !== 0x08) throw new Error(`${path} is not an unsigned-byte IDX file`);
+  const ndim = view.getUint32(0) & 0xff;
+  const offset = 4 + 4 * ndim;
+  if (bytes.length < offset) throw new Error(`${path} is truncated`);
+  const shape = Array.from({ length: ndim }, (_, i) => view.getUint32(4 + 4 * i));
+  const count = shape.reduce((a, b) => a * b, 1);
+  if (bytes.length !== offset + count) throw new Error(`${path} holds ${bytes.length - offset} bytes of data, its header says ${count}`);
+  return { shape, data: bytes.subarray(offset) };
+}
+
+async function loadMnist(files) {
+  const parts = await Promise.all(
+    ["train_images", "train_labels", "test_images", "test_labels"].map(async (key) => {
+      const path = files[key];
+      return parseIdx(await gunzip(await fetchBytes(path, "MNIST")), path);
+    }),
+  );
+  const [trainImages, trainLabels, testImages, testLabels] = parts;
+  return { trainImages, trainLabels, testImages, testLabels };
+}
+
+async function startPython(manifest, mark) {
+  status(`Loading the Python runtime (Pyodide ${manifest.pyodide_version})…`);
+  const indexURL = siteURL(manifest.pyodide);
+  const py = await loadPyodide({ indexURL, stdout: (s) => console.log(s), stderr: (s) => console.warn(s) });
+  mark("pyodide");
+  status("Installing numpy and pycnn…");
+  const problems = [];
+  await py.loadPackage(["numpy", siteURL(manifest.pycnn_wheel)], {
+    messageCallback: () => {},
+    errorCallback: (msg) => problems.push(msg),
+  });
+  // loadPackage reports failures through errorCallback instead of rejecting.
+  if (problems.length) throw new Error(`could not install Python packages: ${problems.join("; ")}`);
+  mark("packages");
+  return py;
+}
+
+const handlers = {
+  async init() {
+    const t0 = performance.now();
+    const timings = {};
+    const mark = (name) => (timings[name] = Math.round(performance.now() - t0));
+    status("Reading the site manifest…");
+    const manifest = JSON.parse(new TextDecoder().decode(await fetchBytes("manifest.json", "site manifest")));
+    if (!manifest.pretrained) {
+      throw new Error("this site was built without pretrained weights (static/pretrained.npz); create them with the CLI (see the README) and rebuild");
+    }
+    // Data and weights download while Python starts; any failure ends init at once.
+    const dataP = loadMnist(manifest.mnist).then((d) => (mark("mnist_fetched"), d));
+    const weightsP = fetchBytes(manifest.pretrained, "pretrained weights");
+    const [py, weights, d] = await Promise.all([startPython(manifest, mark), weightsP, dataP]);
+    pyodide = py;
+    web = pyodide.pyimport("pycnn.web");
+    status("Loading the pretrained model…");
+    const model = callPy("load_pretrained", weights);
+    status("Handing MNIST to Python…");
+    const dataset = callPy("set_dataset", d.trainImages.data, d.trainLabels.data, d.testImages.data, d.testLabels.data,
+      d.trainImages.shape, d.testImages.shape);
+    mark("ready");
+    return { model, dataset, timings, versions: { pycnn: manifest.pycnn_version, pyodide: manifest.pyodide_version } };
+  },
+
+  async predict({ pixels, width, height }) {
+    return callPy("predict", pixels, width, height);
+  },
+
+  async train({ config }) {
+    if (training) throw new Error("a training run is already going");
+    const info = callPy("start_training", config);
+    training = true;
+    stopRequested = false;
+    try {
+      self.postMessage({ type: "train-start", info });
+      for (;;) {
+        // Let queued messages (stop, predict) run before the next slice.
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        if (stopRequested) return { reason: "stopped", ...callPy("stop") };
+        const slice = callPy("train_slice", SLICE_SECONDS);
+        self.postMessage({ type: "train-progress", ...slice });
+        if (slice.done) return { reason: slice.diverged ? "diverged" : "done", message: slice.diverged, model: slice.model };
+      }
+    } catch (err) {
+      try { callPy("stop"); } catch { /* the run is being abandoned anyway */ }
+      throw err;
+    } finally {
+      training = false;
+    }
+  },
+
+  async stop() {
+    stopRequested = true;
+    return { running: training };
+  },
+
+  async model_bytes() {
+    return callPy("model_bytes");
+  },
+};
+
+self.onmessage = async (event) => {
+  const { id, type, ...args } = event.data || {};
+  try {
+    const handler = handlers[type];
+    if (!handler) throw new Error(`unknown request type ${JSON.stringify(type)}`);
+    const result = await handler(args);
+    const transfer = result instanceof Uint8Array ? [result.buffer] : [];
+    self.postMessage({ id, result }, transfer);
+  } catch (err) {
+    self.postMessage({ id, error: errorText(err) });
+  }
+};
