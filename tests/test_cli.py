@@ -1,0 +1,227 @@
+"""`pycnn train` / `pycnn evaluate`, mostly through cli.main on a small slice of real MNIST.
+
+A few tests run `python -m pycnn` in a subprocess to see exactly what a user
+sees: exit codes, no tracebacks, the default data location.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import pycnn.cli
+from pycnn import load_model
+from pycnn.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+EPOCH_LINE = re.compile(r"^Epoch 1, Loss = \d+\.\d+, Training Accuracy = [01]\.\d+, Test Accuracy = [01]\.\d+")
+
+
+@pytest.fixture(scope="module")
+def small_mnist(tmp_path_factory, mnist):
+    """300 training and 200 test images of real MNIST as an .npz for --dataroot."""
+    x_train, y_train, x_test, y_test = mnist
+    path = tmp_path_factory.mktemp("data") / "mnist.npz"
+    np.savez(path, x_train=x_train[:300], y_train=y_train[:300], x_test=x_test[:200], y_test=y_test[:200])
+    return str(path)
+
+
+def run_main(capsys, *args):
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_cli(*args, cwd):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "pycnn", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+
+def final_json(out):
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_train_prints_epochs_and_json_and_saves(capsys, small_mnist, tmp_path):
+    save = tmp_path / "model.npz"
+    code, out, err = run_main(capsys, "train", "--dataroot", small_mnist, "--limit", "300", "--epochs", "2",
+                              "--json", "--save", str(save))
+    assert code == 0, err
+    lines = out.splitlines()
+    assert "300 training and 200 test images" in lines[0]
+    epochs = [line for line in lines if line.startswith("Epoch")]
+    assert len(epochs) == 2 and EPOCH_LINE.match(epochs[0]) and epochs[1].startswith("Epoch 2, Loss = ")
+    result = final_json(out)
+    assert result["epochs"] == 2 and result["train_examples"] == 300
+    assert 0 <= result["test_accuracy"] <= 1 and 0 <= result["train_accuracy"] <= 1 and result["seconds"] > 0
+    assert f"Test Accuracy = {result['test_accuracy']:.4f}" in epochs[1]
+    model = load_model(save)
+    assert model.spec["name"] == "seed" and model.spec["hparams"]["n_filter"] == 32
+
+
+def test_train_lenet_with_adam(capsys, small_mnist):
+    code, out, err = run_main(capsys, "train", "--dataroot", small_mnist, "--epochs", "1", "--model", "lenet",
+                              "--optimizer", "adam", "--lr", "0.001", "--json")
+    assert code == 0, err
+    assert "lenet model" in out and "adam lr=0.001" in out
+    result = final_json(out)
+    assert result["model"] == "lenet" and result["optimizer"] == "adam" and result["lr"] == 0.001
+
+
+def test_train_is_reproducible(capsys, small_mnist):
+    args = ("train", "--dataroot", small_mnist, "--epochs", "1", "--n_filter", "4", "--json", "--seed", "3")
+    first = final_json(run_main(capsys, *args)[1])
+    second = final_json(run_main(capsys, *args)[1])
+    assert first["loss"] == second["loss"] and first["test_accuracy"] == second["test_accuracy"]
+
+
+def test_seed_model_flags_are_used(capsys, small_mnist, tmp_path):
+    save = tmp_path / "m.npz"
+    code, _, err = run_main(capsys, "--dataroot", small_mnist, "--epochs", "1", "--n_filter", "5",
+                            "--h_filter", "3", "--w_filter", "4", "--stride", "2", "--padding", "0",
+                            "--minibatch_size", "50", "--save", str(save))
+    assert code == 0, err
+    hparams = load_model(save).spec["hparams"]
+    assert (hparams["n_filter"], hparams["h_filter"], hparams["w_filter"], hparams["stride"],
+            hparams["padding"]) == (5, 3, 4, 2, 0)
+
+
+def test_no_subcommand_means_train(capsys, small_mnist):
+    code, out, err = run_main(capsys, "--epochs", "1", "--dataroot", small_mnist, "--limit", "100", "--json")
+    assert code == 0, err
+    assert final_json(out)["train_examples"] == 100
+
+
+def test_evaluate_prints_accuracy_and_confusion_matrix(capsys, small_mnist, tmp_path):
+    save = tmp_path / "model.npz"
+    run_main(capsys, "train", "--dataroot", small_mnist, "--epochs", "1", "--n_filter", "8", "--save", str(save))
+    code, out, err = run_main(capsys, "evaluate", "--model", str(save), "--dataroot", small_mnist)
+    assert code == 0, err
+    match = re.search(r"Test Accuracy = (0\.\d{4}|1\.0000) \((\d+)/200\)", out)
+    assert match
+    assert "Confusion matrix" in out
+    code, out, err = run_main(capsys, "evaluate", "--model", str(save), "--dataroot", small_mnist, "--json")
+    assert code == 0, err
+    result = final_json(out)
+    cm = np.array(result["confusion_matrix"])
+    assert cm.shape == (10, 10) and cm.sum() == 200
+    assert int(match.group(2)) == np.trace(cm)
+    assert result["test_accuracy"] == pytest.approx(np.trace(cm) / 200)
+
+
+def test_interrupt_saves_the_weights_so_far(capsys, small_mnist, tmp_path, monkeypatch):
+    class Interrupted(pycnn.cli.Trainer):
+        def run(self, *args, **kwargs):
+            if self.step == 2:
+                raise KeyboardInterrupt
+            return super().run(*args, **kwargs)
+
+    monkeypatch.setattr(pycnn.cli, "Trainer", Interrupted)
+    save = tmp_path / "partial.npz"
+    code, out, _ = run_main(capsys, "--dataroot", small_mnist, "--epochs", "1", "--n_filter", "4",
+                            "--save", str(save))
+    assert code == 130
+    assert "Interrupted during epoch 1 after 2 steps" in out and str(save) in out
+    load_model(save)
+
+
+def test_divergence_is_one_clear_error(capsys, small_mnist, tmp_path):
+    save = tmp_path / "never.npz"
+    with np.errstate(all="ignore"):
+        code, out, err = run_main(capsys, "--dataroot", small_mnist, "--epochs", "1", "--lr", "1e20",
+                                  "--save", str(save))
+    assert code == 1
+    assert "lower the learning rate (it is 1e+20)" in err
+    assert "nothing was saved" in err and not save.exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--lr", "-1"], "argument --lr: must be a positive number, got -1"),
+    (["--lr", "nan"], "argument --lr: must be a positive number"),
+    (["--minibatch_size", "0"], "argument --minibatch_size: must be >= 1, got 0"),
+    (["--epochs", "0"], "argument --epochs: must be >= 1, got 0"),
+    (["--padding", "-2"], "argument --padding: must be >= 0, got -2"),
+    (["--optimizer", "rmsprop"], "argument --optimizer: invalid choice: 'rmsprop'"),
+    (["--model", "vgg"], "argument --model: invalid choice: 'vgg'"),
+])
+def test_absurd_flags_are_refused_by_the_parser(capsys, args, message):
+    with pytest.raises(SystemExit) as info:
+        main(["train", *args])
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--h_filter", "40", "--w_filter", "40"], "a kernel of 40 does not fit an input of 28 with padding 1"),
+    (["--momentum", "1.5", "--optimizer", "momentum"], "momentum must be in [0, 1)"),
+    (["--weight_decay", "-1"], "weight_decay must be >= 0"),
+    (["--num_class", "5"], "the data has labels up to 9, but --num_class is 5"),
+    (["--img_height", "32"], "check --img_height/--img_width/--num_channel"),
+])
+def test_impossible_settings_give_one_error_line(capsys, small_mnist, args, message):
+    code, out, err = run_main(capsys, "train", "--dataroot", small_mnist, "--epochs", "1", *args)
+    assert code == 1
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_evaluate_refuses_a_bad_model_file(capsys, small_mnist, tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_text("not a model")
+    code, _, err = run_main(capsys, "evaluate", "--model", str(bad), "--dataroot", small_mnist)
+    assert code == 1 and err == f"error: {bad} is not a .npz file\n"
+    code, _, err = run_main(capsys, "evaluate", "--model", str(tmp_path / "absent.npz"), "--dataroot", small_mnist)
+    assert code == 1 and err.startswith("error: ") and "absent.npz" in err
+
+
+def test_subprocess_train_with_the_default_data(tmp_path):
+    """Run from another folder: the data is found in the repository's node_modules."""
+    save = tmp_path / "model.npz"
+    proc = run_cli("train", "--limit", "300", "--epochs", "1", "--n_filter", "8", "--optimizer", "adam",
+                   "--lr", "0.001", "--json", "--save", str(save), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    epochs = [line for line in proc.stdout.splitlines() if line.startswith("Epoch")]
+    assert len(epochs) == 1 and EPOCH_LINE.match(epochs[0])
+    result = final_json(proc.stdout)
+    assert {"test_accuracy", "train_accuracy", "epochs", "seconds"} <= set(result)
+    assert result["epochs"] == 1 and result["train_examples"] == 300
+    assert result["test_accuracy"] > 0.3  # observed 0.53 on the 10,000 test images after 5 steps
+    assert "10,000 test images" in proc.stdout
+    assert load_model(save).num_classes == 10
+
+
+def test_subprocess_missing_dataroot_is_one_line_without_traceback(tmp_path):
+    missing = tmp_path / "nowhere"
+    proc = run_cli("train", "--dataroot", str(missing), "--epochs", "1", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and str(missing) in lines[0]
+    proc = run_cli("evaluate", "--model", str(tmp_path / "m.npz"), "--dataroot", str(missing), cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_subprocess_bad_flag_exit_code(tmp_path):
+    proc = run_cli("--minibatch_size", "0", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "--minibatch_size: must be >= 1" in proc.stderr
+
+
+def test_console_script_is_declared():
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        scripts = tomllib.load(f)["project"]["scripts"]
+    assert scripts["pycnn"] == "pycnn.cli:main"
+    try:
+        entry_points = metadata.entry_points(group="console_scripts", name="pycnn")
+    except Exception:  # pragma: no cover - metadata backends differ
+        entry_points = []
+    for ep in entry_points:  # only when pycnn is installed
+        assert ep.value == "pycnn.cli:main"
