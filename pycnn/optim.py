@@ -84,6 +84,8 @@ class Adam(Optimizer):
         super().__init__(params, lr, weight_decay)
         if not (0 <= beta1 < 1 and 0 <= beta2 < 1):
             raise ValueError(f"Adam betas must be in [0, 1), got {beta1!r}, {beta2!r}")
+        if not (np.isfinite(eps) and eps > 0):
+            raise ValueError(f"Adam eps must be a positive number, got {eps!r}")
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
         self.m = [np.zeros_like(p.value) for p in self.params]
         self.v = [np.zeros_like(p.value) for p in self.params]

@@ -50,13 +50,15 @@ class Trainer:
             _check_dataset(x_test, y_test, "test set")
         if int(batch_size) != batch_size or batch_size < 1:
             raise ValueError(f"batch size must be a whole number >= 1, got {batch_size!r}")
+        if int(eval_batch_size) != eval_batch_size or eval_batch_size < 1:
+            raise ValueError(f"evaluation batch size must be a whole number >= 1, got {eval_batch_size!r}")
         if int(epochs) != epochs or epochs < 1:
             raise ValueError(f"epochs must be a whole number >= 1, got {epochs!r}")
         self.model, self.optimizer = model, optimizer
         self.x_train, self.y_train = x_train, np.asarray(y_train)
         self.x_test, self.y_test = x_test, None if y_test is None else np.asarray(y_test)
         self.batch_size, self.epochs = int(batch_size), int(epochs)
-        self.eval_batch_size = eval_batch_size
+        self.eval_batch_size = int(eval_batch_size)
         self.rng = np.random.default_rng(seed)
         self.steps_per_epoch = math.ceil(len(x_train) / self.batch_size)
         self.step = 0          # training steps done, over all epochs

@@ -135,6 +135,7 @@ def test_make_optimizer():
     (lambda ps: Momentum(ps, lr=0.1, momentum=-0.5), r"momentum must be in \[0, 1\)"),
     (lambda ps: Adam(ps, beta1=1.0), r"Adam betas must be in \[0, 1\)"),
     (lambda ps: Adam(ps, beta2=-0.1), r"Adam betas must be in \[0, 1\)"),
+    (lambda ps: Adam(ps, eps=0.0), "Adam eps must be a positive number, got 0.0"),
     (lambda ps: SGD([], lr=0.1), "optimizer got no parameters"),
 ])
 def test_invalid_hyperparameters(make, message):

@@ -225,6 +225,7 @@ def test_fit_accepts_an_optimizer_or_a_name():
     (dict(batch_size=0), "batch size must be a whole number >= 1, got 0"),
     (dict(batch_size=2.5), "batch size must be a whole number >= 1"),
     (dict(epochs=0), "epochs must be a whole number >= 1, got 0"),
+    (dict(eval_batch_size=0), "evaluation batch size must be a whole number >= 1, got 0"),
 ])
 def test_trainer_rejects_bad_settings(kwargs, message):
     with pytest.raises(ValueError, match=message):
