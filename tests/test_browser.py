@@ -1,0 +1,347 @@
+"""The built site in headless Chromium, used the way a person uses it.
+
+One site is built (with build_site's Python API) into a temporary folder and
+served on a free localhost port, under a sub-path, to prove its URLs are
+relative. One browser serves every test; each test opens its own page in a
+fresh context that records every request and console message. A request to any
+other origin is aborted and fails the test. Beside the working site a broken
+copy is served with its MNIST files deleted.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from playwright import sync_api as playwright_api
+
+pytestmark = pytest.mark.browser
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+READY_TIMEOUT_MS = 60_000  # observed 5-15 s on 2 cores; 60 s only guards against a slow machine
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def site_root(tmp_path_factory) -> Path:
+    """A served folder holding the built site at app/ and a copy without MNIST at broken/."""
+    import build_site
+
+    www = tmp_path_factory.mktemp("www")
+    try:
+        build_site.build(www / "app")
+    except build_site.BuildError as e:
+        pytest.fail(f"could not build the site: {e}")
+    shutil.copytree(www / "app", www / "broken", copy_function=os.link)
+    removed = list((www / "broken" / "data").glob("*.gz"))
+    assert removed, "the built site has no data/*.gz MNIST files"
+    for path in removed:
+        path.unlink()
+    return www
+
+
+@pytest.fixture(scope="session")
+def server(site_root):
+    """Base URL of a localhost server for site_root, on a free port."""
+    import build_site
+
+    quiet = os.environ.get("PYCNN_SERVE_QUIET")
+    os.environ["PYCNN_SERVE_QUIET"] = "1"
+    httpd = build_site.make_server(site_root, port=0)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(5)
+    if quiet is None:
+        os.environ.pop("PYCNN_SERVE_QUIET", None)
+    else:
+        os.environ["PYCNN_SERVE_QUIET"] = quiet
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"{CHROMIUM} not found: install Debian's Chromium with `apt-get install chromium` "
+                    "(never `playwright install`)")
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+class Visit:
+    """One page in a fresh browser context, with everything it requested and logged."""
+
+    def __init__(self, browser, origin: str) -> None:
+        self.origin = origin
+        self.requests: list[str] = []
+        self.foreign: list[str] = []
+        self.failed: list[str] = []
+        self.console_errors: list[str] = []
+        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
+        self.context.route("**/*", self._route)
+        self.page = self.context.new_page()
+        # Worker requests and console messages arrive here too (checked: the
+        # worker's fetches of pyodide.asm.wasm and data/*.gz are recorded).
+        self.page.on("console", self._console)
+        self.page.on("pageerror", lambda exc: self.console_errors.append(f"uncaught: {exc}"))
+        self.page.on("response", self._response)
+
+    def _route(self, route) -> None:
+        url = route.request.url
+        self.requests.append(url)
+        if origin_of(url) == self.origin:
+            route.continue_()
+        else:
+            self.foreign.append(url)
+            route.abort()
+
+    def _console(self, message) -> None:
+        if message.type == "error":
+            self.console_errors.append(message.text)
+
+    def _response(self, response) -> None:
+        if response.status >= 400:
+            self.failed.append(f"{response.status} {response.url}")
+
+    def open(self, path: str) -> None:
+        self.page.goto(f"{self.origin}/{path}")
+
+    def state(self) -> str:
+        return self.page.evaluate("document.body.dataset.state")
+
+    def status(self) -> str:
+        return self.page.locator("#status").inner_text()
+
+    def message(self) -> str:
+        """The training message under the Train button ('' when the page has none)."""
+        box = self.page.locator("#train-message")
+        return box.inner_text() if box.count() else ""
+
+    def wait_for_state(self, state: str, timeout_ms: float = READY_TIMEOUT_MS) -> float:
+        """Seconds until body[data-state] is `state`; fails with the status line otherwise."""
+        start = time.monotonic()
+        try:
+            self.page.wait_for_function("s => document.body.dataset.state === s", arg=state, timeout=timeout_ms)
+        except playwright_api.TimeoutError:
+            pytest.fail(f"the page did not reach data-state={state!r} within {timeout_ms / 1000:g} s; "
+                        f"it is {self.state()!r}; status: {self.status()!r}; message: {self.message()!r}; "
+                        f"console errors: {self.console_errors}")
+        return time.monotonic() - start
+
+    def open_ready(self) -> float:
+        self.open("app/")
+        return self.wait_for_state("ready")
+
+
+def origin_of(url: str) -> str:
+    url = url.removeprefix("blob:")
+    if url.startswith("data:"):
+        return "data:"
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+@pytest.fixture
+def visit(browser, server):
+    """A Visit of the served site; after the test, no request may have left the origin."""
+    v = Visit(browser, server)
+    yield v
+    v.context.close()
+    assert not v.foreign, f"requests left the site's origin {server}: {v.foreign}"
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def draw(page, points: list[tuple[float, float]]) -> None:
+    """One pen stroke through `points`, given as fractions (0-1) of the drawing canvas."""
+    box = page.locator("#draw-canvas").bounding_box()
+    xy = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]
+    page.mouse.move(*xy[0])
+    page.mouse.down()
+    for x, y in xy[1:]:
+        page.mouse.move(x, y)
+    page.mouse.up()
+
+
+def vertical_stroke() -> list[tuple[float, float]]:
+    return [(0.5, 0.15 + 0.7 * i / 20) for i in range(21)]
+
+
+def closed_loop() -> list[tuple[float, float]]:
+    """An upright ellipse, drawn once round and a little past its start, like a hand-drawn 0."""
+    import math
+
+    return [(0.5 + 0.22 * math.sin(t), 0.5 - 0.32 * math.cos(t))
+            for t in (2 * math.pi * i / 24 for i in range(27))]
+
+
+def inked_pixels(page, selector: str) -> int:
+    """How many pixels of a canvas are not fully transparent."""
+    return page.evaluate(
+        """sel => {
+            const c = document.querySelector(sel);
+            const data = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+            let n = 0;
+            for (let i = 3; i < data.length; i += 4) if (data[i] !== 0) n++;
+            return n;
+        }""",
+        selector,
+    )
+
+
+def choose(page, selector: str, value: str) -> None:
+    """Set a form control the way a person would: pick an option or type a number."""
+    control = page.locator(selector)
+    if control.evaluate("el => el.tagName") == "SELECT":
+        control.select_option(value)
+    else:
+        control.fill(value)
+
+
+def train_size_near(page, wanted: int) -> str:
+    """The training-set size to pick: the offered option nearest `wanted` (or `wanted` if it is typed)."""
+    control = page.locator("#train_size")
+    if control.evaluate("el => el.tagName") != "SELECT":
+        return str(wanted)
+    offered = [int(v) for v in control.evaluate("el => [...el.options].map(o => o.value)")]
+    return str(min(offered, key=lambda v: (abs(v - wanted), v)))
+
+
+def watch_progress(page) -> None:
+    """Record every value the progress bar takes (its scaleX) into window.__progress."""
+    page.evaluate(
+        """() => {
+            window.__progress = [];
+            const fill = document.querySelector("#progress-fill");
+            const read = () => {
+                const m = /scaleX\\(([^)]+)\\)/.exec(fill.style.transform || "");
+                if (m) window.__progress.push(Number(m[1]));
+            };
+            new MutationObserver(read).observe(fill, { attributes: true, attributeFilter: ["style"] });
+        }"""
+    )
+
+
+# ---------------------------------------------------------------- tests
+
+
+def test_page_reaches_ready_cleanly(visit):
+    seconds = visit.open_ready()
+    print(f"ready after {seconds:.1f} s")
+    assert visit.page.locator("#status").is_visible()
+    assert visit.status().strip(), "the status line is empty once ready"
+    assert visit.console_errors == []
+    assert visit.failed == []
+    assert visit.foreign == []
+    # The recording sees the worker's requests too, so "nothing foreign" means something.
+    paths = {urlsplit(u).path for u in visit.requests}
+    for expected in ("/app/pyodide/pyodide.asm.wasm", "/app/data/train-images-idx3-ubyte.gz"):
+        assert expected in paths, f"{expected} was never requested: {sorted(paths)}"
+    assert not visit.page.locator("#train").is_disabled()
+
+
+def test_vertical_stroke_predicts_one(visit):
+    visit.open_ready()
+    draw(visit.page, vertical_stroke())
+    playwright_api.expect(visit.page.locator("#prediction")).to_have_text("1", timeout=15_000)
+    assert visit.console_errors == []
+
+
+def test_closed_loop_predicts_zero(visit):
+    visit.open_ready()
+    draw(visit.page, closed_loop())
+    playwright_api.expect(visit.page.locator("#prediction")).to_have_text("0", timeout=15_000)
+    assert visit.console_errors == []
+
+
+def test_clear_empties_the_prediction(visit):
+    visit.open_ready()
+    page = visit.page
+    prediction = page.locator("#prediction")
+    draw(page, vertical_stroke())
+    playwright_api.expect(prediction).to_have_text(re.compile(r"^\s*\d\s*$"), timeout=15_000)
+    page.click("#clear")
+    playwright_api.expect(prediction).not_to_have_text(re.compile(r"\d"), timeout=5_000)
+    assert inked_pixels(page, "#draw-canvas") == 0
+    # A late reply to a prediction made before Clear must not bring a digit back.
+    page.wait_for_timeout(1_000)
+    playwright_api.expect(prediction).not_to_have_text(re.compile(r"\d"))
+    assert visit.console_errors == []
+
+
+def test_short_training_run_reports_progress_chart_and_accuracy(visit):
+    visit.open_ready()
+    page = visit.page
+    choose(page, "#train_size", train_size_near(page, 2_000))
+    choose(page, "#epochs", "1")
+    chart_before = inked_pixels(page, "#chart")
+    watch_progress(page)
+    start = time.monotonic()
+    page.click("#train")
+    visit.wait_for_state("training", 5_000)
+    visit.wait_for_state("ready", 120_000)
+    print(f"training run took {time.monotonic() - start:.1f} s")
+
+    progress = page.evaluate("window.__progress")
+    assert any(0 < p < 1 for p in progress), f"the progress bar never showed a partial value: {progress}"
+    assert progress and progress[-1] == pytest.approx(1), f"the progress bar did not end full: {progress}"
+    chart_after = inked_pixels(page, "#chart")
+    assert chart_after > chart_before + 200, f"the chart drew no curve ({chart_before} -> {chart_after} inked pixels)"
+    text = page.locator("#test-accuracy").inner_text().strip()
+    assert re.fullmatch(r"[01](\.\d+)?", text), f"#test-accuracy is not a number in [0, 1]: {text!r}"
+    assert 0.0 <= float(text) <= 1.0
+    assert visit.console_errors == []
+
+
+def test_stop_halts_a_long_run_within_two_seconds(visit):
+    visit.open_ready()
+    page = visit.page
+    choose(page, "#train_size", "60000")
+    choose(page, "#epochs", "3")
+    watch_progress(page)
+    page.click("#train")
+    visit.wait_for_state("training", 5_000)
+    page.wait_for_function("() => window.__progress.some(p => p > 0)", timeout=30_000)
+    start = time.monotonic()
+    page.click("#stop")
+    try:
+        page.wait_for_function("() => document.body.dataset.state !== 'training'", timeout=2_000)
+    except playwright_api.TimeoutError:
+        pytest.fail(f"still training 2 s after Stop; status: {visit.status()!r}")
+    seconds = time.monotonic() - start
+    print(f"training stopped {seconds:.2f} s after clicking Stop")
+    assert seconds <= 2.0
+    assert visit.state() == "ready"
+    # Drawing works again with whatever model is now in use.
+    draw(page, vertical_stroke())
+    playwright_api.expect(page.locator("#prediction")).to_have_text(re.compile(r"^\s*\d\s*$"), timeout=15_000)
+    assert visit.console_errors == []
+
+
+def test_missing_mnist_files_show_a_visible_error(visit):
+    visit.open("broken/")
+    seconds = visit.wait_for_state("error")
+    print(f"error shown after {seconds:.1f} s")
+    status = visit.page.locator("#status")
+    assert status.is_visible()
+    text = visit.status()
+    assert re.search(r"error", text, re.IGNORECASE), f"the status line does not say there is an error: {text!r}"
+    assert re.search(r"mnist|data/", text, re.IGNORECASE), f"the error does not say what is missing: {text!r}"
+    assert visit.page.locator("#train").is_disabled()
+    # The only failed requests are the deleted files.
+    assert visit.failed and all("/broken/data/" in f for f in visit.failed), visit.failed
