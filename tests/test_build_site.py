@@ -60,6 +60,8 @@ def test_site_holds_page_worker_and_pyodide_runtime(site):
     # Only what the page loads: no console.html, source maps or type declarations.
     assert not list(site.rglob("*.map")) and not list(site.rglob("*.d.ts"))
     assert not (site / "pyodide" / "console.html").exists()
+    unreadable = [p for p in site.rglob("*") if p.is_file() and not p.stat().st_mode & 0o004]
+    assert not unreadable, "every file must be readable by any web server"
 
 
 def test_numpy_wheel_matches_the_official_lock(site, manifest):

@@ -53,8 +53,8 @@ function fail(message) {
 
 // ---------------------------------------------------------------- worker
 
-const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
 const pending = new Map();
+let worker = null;
 let nextId = 1;
 
 function call(type, args = {}, transfer = []) {
@@ -71,7 +71,7 @@ const progressHandlers = {
   "train-progress": (msg) => onTrainProgress(msg),
 };
 
-worker.onmessage = (event) => {
+function onWorkerMessage(event) {
   const msg = event.data;
   if (msg.id !== undefined) {
     const waiter = pending.get(msg.id);
@@ -82,16 +82,22 @@ worker.onmessage = (event) => {
     return;
   }
   progressHandlers[msg.type]?.(msg);
-};
+}
 
 // A worker that cannot even load (missing worker.js or pyodide.mjs) reports here.
-worker.onerror = (event) => {
+function onWorkerError(event) {
   event.preventDefault();
   const detail = event.message || "the worker script or the Pyodide runtime could not be loaded";
   fail(`${detail}. The site may be incomplete; rebuild it with \`python build_site.py\`.`);
   for (const waiter of pending.values()) waiter.reject(new Error(detail));
   pending.clear();
-};
+}
+
+function startWorker() {
+  worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+  worker.onmessage = onWorkerMessage;
+  worker.onerror = onWorkerError;
+}
 
 // ---------------------------------------------------------------- drawing
 
@@ -388,6 +394,12 @@ async function start() {
   setState("loading");
   if (typeof DecompressionStream === "undefined") {
     fail("this browser lacks DecompressionStream; use a current Chrome, Edge, Firefox or Safari");
+    return;
+  }
+  try {
+    startWorker(); // throws in browsers without module workers
+  } catch (err) {
+    fail(`this browser cannot run the page's module worker (${err.message}); use a current Chrome, Edge, Firefox or Safari`);
     return;
   }
   try {
