@@ -88,8 +88,9 @@ function onWorkerMessage(event) {
 function onWorkerError(event) {
   event.preventDefault();
   const detail = event.message || "the worker script or the Pyodide runtime could not be loaded";
-  fail(`${detail}. The site may be incomplete; rebuild it with \`python build_site.py\`.`);
-  for (const waiter of pending.values()) waiter.reject(new Error(detail));
+  const message = `${detail}. The site may be incomplete; rebuild it with \`python build_site.py\`.`;
+  fail(message);
+  for (const waiter of pending.values()) waiter.reject(new Error(message));
   pending.clear();
 }
 
