@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 import threading
 import time
 from pathlib import Path
@@ -59,6 +60,14 @@ def server(site_root):
     quiet = os.environ.get("PYCNN_SERVE_QUIET")
     os.environ["PYCNN_SERVE_QUIET"] = "1"
     httpd = build_site.make_server(site_root, port=0)
+    server_handle_error = httpd.handle_error
+
+    def handle_error(request, client_address):
+        # A page closed mid-download (the broken site fails fast) resets its connections.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            server_handle_error(request, client_address)
+
+    httpd.handle_error = handle_error
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -132,11 +141,17 @@ class Visit:
         return box.inner_text() if box.count() else ""
 
     def wait_for_state(self, state: str, timeout_ms: float = READY_TIMEOUT_MS) -> float:
-        """Seconds until body[data-state] is `state`; fails with the status line otherwise."""
+        """Seconds until body[data-state] is `state`; fails with the status line otherwise.
+
+        A page that lands in "error" instead fails at once rather than at the timeout.
+        """
         start = time.monotonic()
         try:
-            self.page.wait_for_function("s => document.body.dataset.state === s", arg=state, timeout=timeout_ms)
+            self.page.wait_for_function("s => [s, 'error'].includes(document.body.dataset.state)",
+                                        arg=state, timeout=timeout_ms)
         except playwright_api.TimeoutError:
+            pass
+        if self.state() != state:
             pytest.fail(f"the page did not reach data-state={state!r} within {timeout_ms / 1000:g} s; "
                         f"it is {self.state()!r}; status: {self.status()!r}; message: {self.message()!r}; "
                         f"console errors: {self.console_errors}")
