@@ -1,15 +1,18 @@
-"""Patch extraction for convolution and pooling, and its adjoint.
+"""Patch extraction for convolution, and its adjoint.
 
-Images are channels-last, ``(N, H, W, C)``, so one patch is a contiguous
-run of ``KH * KW * C`` numbers in the order (kernel row, kernel column,
-channel), and a convolution is a single matrix product of the patch matrix
+Images are channels-last, ``(N, H, W, C)``. A patch is ``KH * KW * C``
+numbers in the order (kernel row, kernel column, channel), so a convolution
+is a single matrix product of the patch matrix ``(N * OH * OW, KH * KW * C)``
 with the weights reshaped to ``(KH * KW * C, F)``.
+
+:func:`im2col` gives that patch matrix and :func:`col2im` its adjoint. In
+memory the patch matrix is stored transposed, one contiguous row per kernel
+entry: :func:`unfold` and :func:`fold` work on that layout directly.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 
 def output_size(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -31,41 +34,77 @@ def output_size(size: int, kernel: int, stride: int, padding: int) -> int:
     return span // stride + 1
 
 
-def pad(x: np.ndarray, padding: int) -> np.ndarray:
-    """Zero-pad the two spatial axes of ``x`` (N, H, W, C)."""
-    if padding == 0:
-        return x
-    p = padding
-    return np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+def unfold(x: np.ndarray, kh: int, kw: int, stride: int = 1, padding: int = 0,
+           ones: bool = False) -> np.ndarray:
+    """Every patch of ``x`` as a column: (N, H, W, C) -> (KH * KW * C, N * OH * OW).
 
+    Row ``(a, b, c)`` holds pixel ``(a, b)`` of channel ``c`` of every patch,
+    patch ``(n, i, j)`` having its top-left corner at
+    ``(i * stride - padding, j * stride - padding)`` in image ``n``. With
+    ``ones=True`` a last row of ones is added, (KH * KW * C + 1, N * OH * OW),
+    so that a product with weights whose last row is the bias adds the bias.
 
-def windows(x: np.ndarray, kh: int, kw: int, stride: int, padding: int) -> np.ndarray:
-    """A read-only view of every patch: (N, H, W, C) -> (N, OH, OW, KH, KW, C).
-
-    Built with stride tricks over the padded input, so nothing is copied.
+    The copy runs over the KH * KW kernel offsets: each fills one contiguous
+    ``(C, N, OH, OW)`` slab from a strided slice of the padded, channels-first
+    images. That is several times faster than copying patch by patch, most of
+    all when C is 1 (measured in docs/PERFORMANCE.md).
     """
     n, h, w, c = x.shape
     oh = output_size(h, kh, stride, padding)
     ow = output_size(w, kw, stride, padding)
-    xp = np.ascontiguousarray(pad(x, padding))
-    sn, sh, sw, sc = xp.strides
-    return as_strided(
-        xp,
-        shape=(n, oh, ow, kh, kw, c),
-        strides=(sn, sh * stride, sw * stride, sh, sw, sc),
-        writeable=False,
-    )
+    p = padding
+    images = np.zeros((c, n, h + 2 * p, w + 2 * p), dtype=x.dtype)  # channels-first, padded
+    images[:, :, p : p + h, p : p + w] = x.transpose(3, 0, 1, 2)
+    k = kh * kw * c
+    cols = np.empty((k + 1 if ones else k, n * oh * ow), dtype=x.dtype)
+    slabs = cols[:k].reshape(kh, kw, c, n, oh, ow)
+    for i in range(kh):
+        for j in range(kw):
+            slabs[i, j] = images[:, :, i : i + stride * oh : stride, j : j + stride * ow : stride]
+    if ones:
+        cols[k] = 1
+    return cols
 
 
-def im2col(x: np.ndarray, kh: int, kw: int, stride: int = 1, padding: int = 0) -> np.ndarray:
+def fold(
+    cols: np.ndarray,
+    x_shape: tuple[int, int, int, int],
+    kh: int,
+    kw: int,
+    stride: int = 1,
+    padding: int = 0,
+) -> np.ndarray:
+    """Adjoint of :func:`unfold`: (KH * KW * C, N * OH * OW) -> (N, H, W, C).
+
+    Every patch entry is added back to the pixel it was copied from. Pixels
+    shared by overlapping patches receive the sum. The loop runs over the
+    KH * KW kernel offsets, each adding one slab of all patches at once, so
+    no scatter (``np.add.at``) is needed.
+    """
+    n, h, w, c = x_shape
+    oh = output_size(h, kh, stride, padding)
+    ow = output_size(w, kw, stride, padding)
+    p = padding
+    slabs = cols.reshape(kh, kw, c, n, oh, ow)
+    images = np.zeros((c, n, h + 2 * p, w + 2 * p), dtype=cols.dtype)  # channels-first, padded
+    for i in range(kh):
+        for j in range(kw):
+            images[:, :, i : i + stride * oh : stride, j : j + stride * ow : stride] += slabs[i, j]
+    return np.ascontiguousarray(images[:, :, p : p + h, p : p + w].transpose(1, 2, 3, 0))
+
+
+def im2col(x: np.ndarray, kh: int, kw: int, stride: int = 1, padding: int = 0,
+           ones: bool = False) -> np.ndarray:
     """Patch matrix of ``x``: (N, H, W, C) -> (N * OH * OW, KH * KW * C).
 
     Row ``(n, i, j)`` holds the patch whose top-left corner is at
-    ``(i * stride - padding, j * stride - padding)`` in image ``n``.
+    ``(i * stride - padding, j * stride - padding)`` in image ``n``, in the
+    order (kernel row, kernel column, channel); ``ones=True`` appends a
+    column of ones. The result is the transpose of :func:`unfold`, so it is
+    laid out column-major: each column is contiguous. Matrix products accept
+    either layout; this one is the cheapest to fill.
     """
-    v = windows(x, kh, kw, stride, padding)
-    n, oh, ow = v.shape[:3]
-    return v.reshape(n * oh * ow, kh * kw * x.shape[3])
+    return unfold(x, kh, kw, stride, padding, ones).T
 
 
 def col2im(
@@ -78,20 +117,7 @@ def col2im(
 ) -> np.ndarray:
     """Adjoint of :func:`im2col`: (N * OH * OW, KH * KW * C) -> (N, H, W, C).
 
-    Every patch entry is added back to the pixel it was copied from. Pixels
-    shared by overlapping patches receive the sum. The loop runs over the
-    KH * KW kernel offsets, each adding one strided slab of all patches at
-    once, so no scatter (``np.add.at``) is needed.
+    Every patch entry is added back to the pixel it was copied from; pixels
+    shared by overlapping patches receive the sum (see :func:`fold`).
     """
-    n, h, w, c = x_shape
-    oh = output_size(h, kh, stride, padding)
-    ow = output_size(w, kw, stride, padding)
-    patches = cols.reshape(n, oh, ow, kh, kw, c)
-    out = np.zeros((n, h + 2 * padding, w + 2 * padding, c), dtype=cols.dtype)
-    for i in range(kh):
-        rows = slice(i, i + stride * oh, stride)
-        for j in range(kw):
-            out[:, rows, j : j + stride * ow : stride, :] += patches[:, :, :, i, j, :]
-    if padding:
-        out = out[:, padding : padding + h, padding : padding + w, :]
-    return out
+    return fold(cols.T, x_shape, kh, kw, stride, padding)

@@ -14,11 +14,26 @@ follows one protocol:
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from .im2col import col2im, im2col, output_size
 
 Shape = tuple[int, ...]
+
+# Native numpy and Pyodide's numpy (WebAssembly: no BLAS, no SIMD) are fast
+# at different spellings of the same formula, so the hot spots have two:
+# - Natively `@` goes to BLAS, fast for any operand layout. In Pyodide `@` is
+#   a plain loop whose speed depends 3-6x on which operand is transposed, and
+#   `np.einsum` is fastest when its innermost loop walks long contiguous rows
+#   (a scaled row added to a row, or a dot product of two rows).
+# - Pyodide's `np.maximum` branches per element (slow on random signs) and a
+#   float times a bool mask goes through a cast, while `np.where` is quick;
+#   natively it is the other way round.
+# docs/PERFORMANCE.md has the timings. Tests set PYODIDE = True to check the
+# Pyodide spellings in CPython.
+PYODIDE = sys.platform == "emscripten"
 
 
 class Param:
@@ -105,9 +120,16 @@ class Conv2D(Layer):
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         n = x.shape[0]
         oh, ow, f = self.output_shape(x.shape[1:])
-        cols = im2col(x, self.kh, self.kw, self.stride, self.padding)  # (N*OH*OW, KH*KW*C)
-        out = cols @ self.W.value.reshape(-1, f)
-        out += self.b.value
+        # The patches get a last column of ones and the weights a last row
+        # holding the bias: one product then adds the bias, and in backward
+        # the same product's last row is the bias gradient.
+        cols = im2col(x, self.kh, self.kw, self.stride, self.padding, ones=True)  # (N*OH*OW, K + 1)
+        w = np.concatenate([self.W.value.reshape(-1, f), self.b.value[None]])  # (K + 1, F)
+        if not PYODIDE:
+            out = cols @ w
+        else:
+            # out.T[f] = sum over k of w[k, f] * cols.T[k]: rows of N*OH*OW numbers
+            out = np.ascontiguousarray(np.einsum("mk,kf->fm", cols, w).T)
         if training:
             self.x_shape, self.cols = x.shape, cols
         return out.reshape(n, oh, ow, f)
@@ -115,11 +137,22 @@ class Conv2D(Layer):
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         f = self.out_ch
         dz = dout.reshape(-1, f)  # (N*OH*OW, F)
-        self.W.grad = (self.cols.T @ dz).reshape(self.W.value.shape)
-        self.b.grad = dz.sum(axis=0)
+        if not PYODIDE:
+            dw = self.cols.T @ dz  # (K + 1, F)
+        else:
+            dz_t = np.ascontiguousarray(dz.T)  # (F, N*OH*OW): dw[k, f] is a dot product of two rows
+            dw = np.einsum("mk,fm->kf", self.cols, dz_t)
+        self.W.grad = dw[:-1].reshape(self.W.value.shape)
+        self.b.grad = dw[-1]
         if not self.input_grad:
             return None
-        dcols = dz @ self.W.value.reshape(-1, f).T
+        # dcols (N*OH*OW, K) = dz @ w.T, computed transposed so that it is
+        # column-major like cols, the layout col2im reads without copying
+        w = self.W.value.reshape(-1, f)  # (K, F)
+        if not PYODIDE:
+            dcols = (w @ dz.T).T
+        else:
+            dcols = np.einsum("kf,fm->km", w, dz_t).T
         return col2im(dcols, self.x_shape, self.kh, self.kw, self.stride, self.padding)
 
 
@@ -127,15 +160,16 @@ class ReLU(Layer):
     """max(x, 0), elementwise."""
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
-        out = np.maximum(x, 0)
+        positive = x > 0
+        out = np.where(positive, x, 0) if PYODIDE else np.maximum(x, 0)
         if training:
-            self.positive = out > 0
+            self.positive = positive
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         if not self.input_grad:
             return None
-        return np.where(self.positive, dout, np.float32(0))
+        return np.where(self.positive, dout, 0) if PYODIDE else dout * self.positive
 
 
 class MaxPool2D(Layer):
@@ -144,6 +178,9 @@ class MaxPool2D(Layer):
     Input ``(N, H, W, C)`` -> output ``(N, OH, OW, C)``. When a window holds
     several equal maxima, the gradient goes to the first one in row-major
     order (as in PyTorch), so it is never counted twice.
+
+    Both passes loop over the k*k offsets inside a window, each handling the
+    element at that offset of every window at once as one strided view.
     """
 
     def __init__(self, k: int = 2, stride: int | None = None) -> None:
@@ -159,23 +196,36 @@ class MaxPool2D(Layer):
         h, w, c = input_shape
         return (output_size(h, self.k, self.stride, 0), output_size(w, self.k, self.stride, 0), c)
 
+    def _offsets(self, oh: int, ow: int) -> list[tuple[slice, slice]]:
+        """For each of the k*k window offsets, in row-major order, the rows and
+        columns of the input it picks from every window: (N, OH, OW, C) views."""
+        s = self.stride
+        return [(slice(i, i + s * oh, s), slice(j, j + s * ow, s))
+                for i in range(self.k) for j in range(self.k)]
+
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
-        n, c = x.shape[0], x.shape[3]
         oh, ow, _ = self.output_shape(x.shape[1:])
-        cols = im2col(x, self.k, self.k, self.stride).reshape(-1, self.k * self.k, c)
-        argmax = cols.argmax(axis=1)  # (N*OH*OW, C): index of the max inside each window
-        out = np.take_along_axis(cols, argmax[:, None, :], axis=1)
+        offsets = self._offsets(oh, ow)
+        rows, cols = offsets[0]
+        out = x[:, rows, cols, :]
+        argmax = np.zeros(out.shape, dtype=np.min_scalar_type(len(offsets)))  # offset of each max
+        for index, (rows, cols) in enumerate(offsets[1:], start=1):
+            candidate = x[:, rows, cols, :]
+            larger = candidate > out  # strictly: on ties the earlier offset keeps the maximum
+            argmax[larger] = index
+            out = np.where(larger, candidate, out)
         if training:
             self.x_shape, self.argmax = x.shape, argmax
-        return out.reshape(n, oh, ow, c)
+        return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         if not self.input_grad:
             return None
-        c = self.x_shape[3]
-        dcols = np.zeros((self.argmax.shape[0], self.k * self.k, c), dtype=dout.dtype)
-        np.put_along_axis(dcols, self.argmax[:, None, :], dout.reshape(-1, 1, c), axis=1)
-        return col2im(dcols.reshape(len(dcols), -1), self.x_shape, self.k, self.k, self.stride)
+        dx = np.zeros(self.x_shape, dtype=dout.dtype)
+        for index, (rows, cols) in enumerate(self._offsets(*dout.shape[1:3])):
+            # += because overlapping windows (stride < k) may share a pixel
+            dx[:, rows, cols, :] += np.where(self.argmax == index, dout, 0)
+        return dx
 
 
 class Flatten(Layer):
@@ -220,18 +270,31 @@ class Dense(Layer):
         return (self.out_features,)
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        if not PYODIDE:
+            out = x @ self.W.value
+        else:
+            # out[n, m] is a dot product of x[n] with the contiguous row w_t[m]
+            w_t = np.ascontiguousarray(self.W.value.T)  # (M, D)
+            out = np.einsum("nd,md->nm", x, w_t)
+            if training:
+                self.w_t = w_t
+        out += self.b.value
         if training:
             self.x = x
-        out = x @ self.W.value
-        out += self.b.value
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
-        self.W.grad = self.x.T @ dout
+        if not PYODIDE:
+            self.W.grad = self.x.T @ dout
+        else:
+            # dW.T[m] = sum over n of dout[n, m] * x[n]: rows of D numbers
+            self.W.grad = np.ascontiguousarray(np.einsum("nm,nd->md", dout, self.x).T)
         self.b.grad = dout.sum(axis=0)
         if not self.input_grad:
             return None
-        return dout @ self.W.value.T
+        if not PYODIDE:
+            return dout @ self.W.value.T
+        return np.einsum("nm,md->nd", dout, self.w_t)
 
 
 LAYER_TYPES: dict[str, type[Layer]] = {
