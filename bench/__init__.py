@@ -1,0 +1,1 @@
+"""pycnn's speed benchmark (not part of the test suite): ``python -m bench --help``."""
