@@ -31,6 +31,7 @@ MAX_CANVAS = 4096  # pixels per side accepted by predict
 # A step must stay well under a second in the browser (no BLAS, one thread) so
 # Stop is heard quickly: multiply-adds per image (forward) times batch size.
 MAX_STEP_MACS = 300e6
+LOSS_SMOOTHING = 0.9  # the chart's loss: moving average over about 10 steps
 
 DEFAULTS: dict[str, Any] = {
     "preset": "lenet", "optimizer": "adam", "lr": 0.001, "momentum": 0.9, "batch_size": 64,
@@ -52,6 +53,19 @@ class _Run:
         self.phase = "train"    # "train" or "test" (evaluating after an epoch)
         self.snapshot: bytes | None = None  # weights after the last finished epoch
         self.last_epoch: dict | None = None
+        self.loss_avg = 0.0     # exponential moving average of step losses (biased)
+        self.loss_steps = 0
+
+    def smoothed_loss(self, losses: list[float]) -> float:
+        """Fold step losses into the moving average; return it, bias-corrected.
+
+        Single batch losses jump by an order of magnitude from step to step;
+        averaging over about ten steps shows the trend without lagging far.
+        """
+        for loss in losses:
+            self.loss_avg = LOSS_SMOOTHING * self.loss_avg + (1 - LOSS_SMOOTHING) * loss
+            self.loss_steps += 1
+        return self.loss_avg / (1 - LOSS_SMOOTHING ** self.loss_steps)
 
 
 class _State:
@@ -329,7 +343,7 @@ def train_slice(max_seconds: float = 0.2) -> dict:
     """Train for about ``max_seconds`` (at least one step or test chunk).
 
     Returns {"events": [...] (the Trainer's step and epoch dicts), "chart":
-    [{"x": epochs done, "loss": mean loss of this slice's steps, "accuracy":
+    [{"x": epochs done, "loss": moving average of step losses, "accuracy":
     running training accuracy of the epoch}] (empty if no step ran),
     "progress": {...}, "done": bool, "diverged": message or None, "model":
     info of the active model when done, else None}. A diverged run (NaN or
@@ -358,7 +372,7 @@ def train_slice(max_seconds: float = 0.2) -> dict:
     if steps:
         last = steps[-1]
         chart.append({"x": last["epoch"] - 1 + last["batch"] / last["steps_per_epoch"],
-                      "loss": float(np.mean([e["loss"] for e in steps])),
+                      "loss": run.smoothed_loss([e["loss"] for e in steps]),
                       "accuracy": last["running_accuracy"]})
     done = run.trainer.done
     return {"events": events, "chart": chart, "progress": _progress(run), "done": done,
