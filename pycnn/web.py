@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from . import insight
 from .model import Sequential, build_model, load_model
 from .optim import OPTIMIZERS, make_optimizer
 from .preprocess import preprocess_digit
@@ -32,6 +33,10 @@ MAX_CANVAS = 4096  # pixels per side accepted by predict
 # Stop is heard quickly: multiply-adds per image (forward) times batch size.
 MAX_STEP_MACS = 300e6
 LOSS_SMOOTHING = 0.9  # the chart's loss: moving average over about 10 steps
+HISTORY_SMOOTHING = 0.95  # the history chart's smoothed loss: about 20 steps, beside the raw losses
+CHART_POINTS = 1000  # at most this many points per loss series sent to the page
+EVAL_BATCH = 250  # test images per evaluation chunk: about 0.1 s for LeNet in the browser
+MODEL_SOURCES = ("file", "saved")  # where load_model_file's bytes came from
 
 DEFAULTS: dict[str, Any] = {
     "preset": "lenet", "optimizer": "adam", "lr": 0.001, "momentum": 0.9, "batch_size": 64,
@@ -74,6 +79,10 @@ class _State:
         self.model: Sequential | None = None
         self.info: dict | None = None
         self.run: _Run | None = None
+        self.pretrained: tuple[Sequential, dict] | None = None
+        self.evaluator: insight.Evaluator | None = None
+        self.report: dict | None = None  # the finished evaluation of the active model
+        self.history = insight.ChartHistory(smoothing=HISTORY_SMOOTHING, max_points=CHART_POINTS)
 
 
 _state = _State()
@@ -212,7 +221,9 @@ def _plain(event: dict) -> dict:
 
 
 def _activate(model: Sequential, info: dict) -> dict:
+    """Make ``model`` the one used for drawing; any evaluation of the previous one is dropped."""
     _state.model, _state.info = model, info
+    _state.evaluator = _state.report = None
     return dict(info)
 
 
@@ -244,7 +255,34 @@ def load_pretrained(npz_bytes: Any) -> dict:
     """
     model = load_model(_buffer(npz_bytes, "the pretrained weights").tobytes(),
                        input_shape=(*IMAGE_SHAPE, 1), num_classes=NUM_CLASSES)
-    return _activate(model, _model_info(model, "pretrained"))
+    info = _model_info(model, "pretrained")
+    _state.pretrained = (model, info)
+    return _activate(model, dict(info))
+
+
+def load_model_file(data: Any, source: str = "file") -> dict:
+    """Make the model in an .npz file's bytes the active one; returns its info.
+
+    ``source`` says where the bytes came from: "file" (chosen or dropped by
+    the visitor) or "saved" (the page's own copy of its last model, kept in
+    IndexedDB); it becomes the info's ``"source"``. A corrupt file, a
+    non-npz file or a model for other images or another number of classes
+    raises ModelFormatError (a ValueError) with a specific message, and the
+    active model stays as it was.
+    """
+    if source not in MODEL_SOURCES:
+        raise ValueError(f"source must be one of {', '.join(MODEL_SOURCES)}, got {source!r}")
+    model = insight.read_model_file(_buffer(data, "the model file").tobytes(),
+                                    input_shape=(*IMAGE_SHAPE, 1), num_classes=NUM_CLASSES)
+    return _activate(model, _model_info(model, source))
+
+
+def use_pretrained() -> dict:
+    """Make the pretrained model (from load_pretrained) the active one again; returns its info."""
+    if _state.pretrained is None:
+        raise ValueError("no pretrained model is loaded yet")
+    model, info = _state.pretrained
+    return _activate(model, dict(info))
 
 
 def model_info() -> dict | None:
@@ -259,14 +297,17 @@ def model_bytes() -> bytes:
     return _state.model.to_bytes()
 
 
-def predict(pixels: Any, width: int, height: int) -> dict:
+def predict(pixels: Any, width: int, height: int, with_maps: bool = False) -> dict:
     """Classify a drawing with the active model.
 
     ``pixels`` holds ``height`` rows of ``width`` bytes, the ink's opacity
     (0 = blank, 255 = full ink), as read from the canvas. Returns
     {"digit": int, "probs": [10 floats], "image": [784 floats]} where image is
     the preprocessed 28x28 input, row-major; or {"digit": None, "probs": None,
-    "image": None} for an empty canvas.
+    "image": None} for an empty canvas. With ``with_maps`` the reply also has
+    "maps": each convolution's activation maps for that input (see
+    ``insight.feature_maps``: one image block per convolution), None for an
+    empty canvas.
     """
     if _state.model is None:
         raise ValueError("no model is loaded yet")
@@ -278,17 +319,22 @@ def predict(pixels: Any, width: int, height: int) -> dict:
         raise ValueError(f"{flat.size} pixels do not make a {width}x{height} canvas")
     image = preprocess_digit(flat.reshape(int(height), int(width)))
     if image is None:
-        return {"digit": None, "probs": None, "image": None}
+        out = {"digit": None, "probs": None, "image": None}
+        return {**out, "maps": None} if with_maps else out
     probs = _state.model.predict_proba(image[None])[0]
-    return {"digit": int(probs.argmax()), "probs": [float(p) for p in probs],
-            "image": [round(float(v), 3) for v in image.ravel()]}
+    out = {"digit": int(probs.argmax()), "probs": [float(p) for p in probs],
+           "image": [round(float(v), 3) for v in image.ravel()]}
+    if with_maps:
+        out["maps"] = insight.feature_maps(_state.model, image)
+    return out
 
 
 def start_training(config: dict) -> dict:
     """Begin a training run with ``config`` (see validate_config); replaces any run.
 
     Returns {"epochs", "train_size", "test_size", "batch_size",
-    "steps_per_epoch", "total_steps", "model": info of the new model}.
+    "steps_per_epoch", "total_steps", "chart_end": the global step (see
+    chart) this run ends at if it is not stopped, "model": info of the new model}.
     """
     if _state.data is None:
         raise ValueError("MNIST is not loaded yet")
@@ -310,9 +356,11 @@ def start_training(config: dict) -> dict:
                       batch_size=config["batch_size"], epochs=config["epochs"], seed=config["seed"],
                       eval_batch_size=eval_batch)
     _state.run = _Run(trainer, model, config)
+    _state.history.start_run()
     return {"epochs": config["epochs"], "train_size": n, "test_size": len(x_test),
             "batch_size": config["batch_size"], "steps_per_epoch": trainer.steps_per_epoch,
-            "total_steps": trainer.total_steps, "model": _model_info(model, "training")}
+            "total_steps": trainer.total_steps, "chart_end": _state.history.step + trainer.total_steps,
+            "model": _model_info(model, "training")}
 
 
 def _progress(run: _Run) -> dict:
@@ -361,6 +409,7 @@ def train_slice(max_seconds: float = 0.2) -> dict:
         return {"events": [], "chart": [], "progress": _progress(run), "done": True,
                 "diverged": str(e), "model": model_info()}
     run.seconds += time.perf_counter() - start
+    _state.history.extend(events)
     steps = [e for e in events if e["kind"] == "step"]
     for e in events:
         if e["kind"] == "epoch":
@@ -387,3 +436,98 @@ def stop() -> dict:
         return {"kept": False, "model": model_info()}
     kept = run.snapshot is not None
     return {"kept": kept, "model": _finish(run)}
+
+
+# --------------------------------------------------------------------- insight
+
+
+def filters() -> dict | None:
+    """The first convolution's filters as grey images (see ``insight.filter_images``).
+
+    During a training run, those of the model being trained (so the page can
+    show them change); otherwise those of the active model. None if the model
+    has no convolution or no model is loaded.
+    """
+    model = _state.run.model if _state.run is not None else _state.model
+    return None if model is None else insight.filter_images(model)
+
+
+def chart() -> dict:
+    """Loss per step (raw and smoothed) and accuracy per epoch of every run so far, on one step axis.
+
+    See ``insight.ChartHistory.series``: {"steps", "runs", "loss",
+    "loss_smoothed", "train_accuracy", "test_accuracy"}, each series
+    {"x": [global steps], "y": [values]}, losses downsampled to at most
+    CHART_POINTS points.
+    """
+    return _state.history.series()
+
+
+def training_sample(n: int = 48, seed: int | None = None) -> dict:
+    """``n`` random training images with labels: an image block plus "indices" and "labels"."""
+    if _state.data is None:
+        raise ValueError("MNIST is not loaded yet")
+    if isinstance(n, bool) or int(n) != n or not 1 <= n <= 400:
+        raise ValueError(f"the sample size must be a whole number from 1 to 400, got {n!r}")
+    x_train, y_train, _, _ = _state.data
+    return insight.dataset_sample(x_train, y_train, int(n), seed)
+
+
+def start_evaluation() -> dict:
+    """Begin evaluating the active model on the whole test set (in chunks: evaluation_slice).
+
+    Replaces any unfinished evaluation. Returns {"evaluated": 0, "total", "done"}.
+    """
+    if _state.data is None:
+        raise ValueError("MNIST is not loaded yet")
+    if _state.model is None:
+        raise ValueError("no model is loaded yet")
+    _, _, x_test, y_test = _state.data
+    _state.evaluator = insight.Evaluator(_state.model, x_test, y_test, batch_size=EVAL_BATCH)
+    _state.report = None
+    return _state.evaluator.progress()
+
+
+def evaluation_slice(max_seconds: float = 0.2) -> dict:
+    """Evaluate test chunks for about ``max_seconds`` (at least one chunk).
+
+    Returns {"progress": {"evaluated", "total", "done"}, "report": None until
+    done}. The report is ``insight.Evaluator.result()`` (accuracy,
+    per_class_accuracy, class_counts, confusion, cells, mistakes, gallery)
+    plus "confusion_share" (each confusion count divided by its row's total,
+    for shading), "gallery_images" (an image block of the gallery's images, in
+    its order) and "model" (info of the evaluated model).
+    """
+    evaluator = _state.evaluator
+    if evaluator is None:
+        raise ValueError("no evaluation is running: call start_evaluation first")
+    progress = evaluator.run(max_seconds=float(max_seconds))
+    if not evaluator.done:
+        return {"progress": progress, "report": None}
+    report = evaluator.result()
+    counts = np.asarray(report["confusion"], dtype=np.float64)
+    share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    report["confusion_share"] = np.round(share, 4).tolist()
+    report["gallery_images"] = insight.images(evaluator.x, [g["index"] for g in report["gallery"]])
+    report["model"] = dict(_state.info)
+    _state.report, _state.evaluator = report, None
+    return {"progress": progress, "report": report}
+
+
+def evaluation_cell(label: int, predicted: int) -> dict:
+    """The test images in one confusion-matrix cell of the last finished evaluation.
+
+    Returns {"label", "predicted", "count" (images in the cell), "indices"
+    (the first ``cell_limit`` of them)} plus their image block.
+    """
+    report = _state.report
+    if report is None:
+        raise ValueError("no finished evaluation: evaluate the model first")
+    for name, value in (("label", label), ("predicted", predicted)):
+        if isinstance(value, bool) or int(value) != value or not 0 <= value < NUM_CLASSES:
+            raise ValueError(f"{name} must be a digit from 0 to 9, got {value!r}")
+    label, predicted = int(label), int(predicted)
+    indices = report["cells"][label][predicted]
+    _, _, x_test, _ = _state.data
+    return {"label": label, "predicted": predicted, "count": report["confusion"][label][predicted],
+            "indices": list(indices), **insight.images(x_test, indices)}

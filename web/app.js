@@ -1,7 +1,8 @@
 // The page: drawing, controls, progress and charts. It talks to worker.js,
 // which runs pycnn in Pyodide; no numbers are learned or predicted here.
 
-import { LossChart } from "./chart.js";
+import { HistoryChart } from "./chart.js";
+import { blankTiles, drawConfusion, drawMaps, drawPerClass, drawTiles, selectCell } from "./views.js";
 
 const $ = (sel) => document.querySelector(sel);
 const el = {
@@ -12,6 +13,27 @@ const el = {
   bars: $("#bars"),
   modelName: $("#model-name"),
   download: $("#download"),
+  upload: $("#upload"),
+  pretrained: $("#pretrained"),
+  modelMessage: $("#model-message"),
+  filters: $("#filters"),
+  filtersCaption: $("#filters-caption"),
+  maps: $("#maps"),
+  evalPanel: $("#eval-panel"),
+  evaluate: $("#evaluate"),
+  evalFill: $("#eval-fill"),
+  evalStatus: $("#eval-status"),
+  evalAccuracy: $("#eval-accuracy"),
+  evalDetail: $("#eval-detail"),
+  perClass: $("#per-class"),
+  confusion: $("#confusion"),
+  cellTitle: $("#cell-title"),
+  cellNote: $("#cell-note"),
+  cellImages: $("#cell-images"),
+  gallery: $("#gallery"),
+  dataPanel: $("#data-panel"),
+  resample: $("#resample"),
+  dataset: $("#dataset"),
   form: $("#train-form"),
   preset: $("#preset"),
   optimizer: $("#optimizer"),
@@ -31,6 +53,7 @@ const el = {
 // ---------------------------------------------------------------- state
 
 let modelReady = false; // a model is loaded in the worker: predictions can run
+let evaluating = false; // an evaluation request is in flight
 
 // body[data-state] is loading | ready | training | error; controls follow it.
 function setState(state) {
@@ -38,6 +61,11 @@ function setState(state) {
   el.train.disabled = state !== "ready";
   el.stop.disabled = state !== "training";
   el.clear.disabled = state === "error";
+  el.upload.disabled = state !== "ready";
+  el.upload.parentElement.classList.toggle("disabled", state !== "ready");
+  el.download.disabled = el.pretrained.disabled = state !== "ready";
+  el.resample.disabled = state === "loading" || state === "error";
+  el.evaluate.disabled = state !== "ready" || evaluating;
   for (const input of el.form.querySelectorAll("select, input")) input.disabled = state === "training" || state === "error";
 }
 
@@ -69,6 +97,7 @@ const progressHandlers = {
   status: (msg) => setStatus(msg.text),
   "train-start": (msg) => onTrainStart(msg.info),
   "train-progress": (msg) => onTrainProgress(msg),
+  "eval-progress": (msg) => onEvalProgress(msg.progress),
 };
 
 function onWorkerMessage(event) {
@@ -155,6 +184,7 @@ el.clear.addEventListener("click", () => {
   ctx.clearRect(0, 0, el.canvas.width, el.canvas.height);
   inked = false;
   showPrediction(null);
+  showMaps(null);
 });
 
 // The ink's opacity, one byte per canvas pixel (row-major); Python does the rest.
@@ -186,6 +216,7 @@ async function requestPrediction() {
       const pixels = inkPixels();
       const result = await call("predict", { pixels, width: el.canvas.width, height: el.canvas.height }, [pixels.buffer]);
       showPrediction(inked ? result : null);
+      showMaps(inked ? result.maps : null);
     } while (predictAgain);
   } catch (err) {
     el.prediction.textContent = "error";
@@ -228,12 +259,33 @@ function showPrediction(result) {
   });
 }
 
+let currentModel = null; // the info pycnn.web returned for the model used for drawing
+
 function showModel(model) {
   if (!model) return;
-  const who = model.source === "trained" ? `your ${model.name}, ${model.epochs} epoch${model.epochs === 1 ? "" : "s"}` : `pretrained ${model.name}`;
+  currentModel = model;
+  const who = {
+    trained: `your ${model.name}, ${model.epochs} epoch${model.epochs === 1 ? "" : "s"}`,
+    file: `${model.name} from a file`,
+    saved: `your last ${model.name} (kept in this browser)`,
+  }[model.source] || `pretrained ${model.name}`;
   const acc = model.test_accuracy != null ? ` · test accuracy ${model.test_accuracy.toFixed(4)}` : "";
   el.modelName.textContent = `${who} · ${model.parameters.toLocaleString("en-US")} parameters${acc}`;
-  el.download.hidden = model.source !== "trained";
+  el.pretrained.hidden = model.source === "pretrained";
+}
+
+// A new model is used for drawing: every view that depends on it follows.
+function modelChanged(model) {
+  showModel(model);
+  requestPrediction();
+  refreshViews();
+  markReportStale();
+  if (el.evalPanel.open) runEvaluation();
+}
+
+function modelMessage(text, bad = false) {
+  el.modelMessage.textContent = text;
+  el.modelMessage.classList.toggle("bad", bad);
 }
 
 // The active model's .npz, as `pycnn train --save` writes it (usable with `pycnn evaluate`).
@@ -241,17 +293,215 @@ el.download.addEventListener("click", async () => {
   try {
     const bytes = await call("model_bytes");
     const url = URL.createObjectURL(new Blob([bytes], { type: "application/octet-stream" }));
-    const a = Object.assign(document.createElement("a"), { href: url, download: "pycnn-model.npz" });
+    const name = currentModel && currentModel.source !== "pretrained" ? `pycnn-${currentModel.name}.npz` : "pycnn-pretrained.npz";
+    const a = Object.assign(document.createElement("a"), { href: url, download: name });
     a.click();
     setTimeout(() => URL.revokeObjectURL(url), 1000);
   } catch (err) {
-    setStatus(`Download failed: ${err.message}`);
+    modelMessage(`Download failed: ${err.message}`, true);
   }
+});
+
+// ---------------------------------------------------------------- model files
+
+async function loadModelFile(file) {
+  if (document.body.dataset.state !== "ready") {
+    modelMessage("Wait until the page is ready (and not training) to load a model.", true);
+    return;
+  }
+  modelMessage(`Reading ${file.name}…`);
+  try {
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    const result = await call("load_model", { bytes }, [bytes.buffer]);
+    modelMessage(`Loaded ${file.name}${result.saved ? "; it will still be here after a reload" : ""}.`);
+    modelChanged(result.model);
+  } catch (err) {
+    modelMessage(`${file.name} was not loaded: ${err.message}. The current model is still in use.`, true);
+  }
+}
+
+el.upload.addEventListener("change", () => {
+  const file = el.upload.files[0];
+  el.upload.value = ""; // choosing the same file again fires change again
+  if (file) loadModelFile(file);
+});
+
+// Drop a file anywhere on the page.
+let dragDepth = 0;
+const hasFiles = (event) => [...(event.dataTransfer?.types || [])].includes("Files");
+document.addEventListener("dragenter", (event) => {
+  if (!hasFiles(event)) return;
+  dragDepth++;
+  document.body.classList.add("dragging");
+});
+document.addEventListener("dragleave", () => {
+  dragDepth = Math.max(0, dragDepth - 1);
+  if (!dragDepth) document.body.classList.remove("dragging");
+});
+document.addEventListener("dragover", (event) => {
+  if (hasFiles(event)) event.preventDefault();
+});
+document.addEventListener("drop", (event) => {
+  if (!hasFiles(event)) return;
+  event.preventDefault();
+  dragDepth = 0;
+  document.body.classList.remove("dragging");
+  const file = event.dataTransfer.files[0];
+  if (file) loadModelFile(file);
+});
+
+el.pretrained.addEventListener("click", async () => {
+  try {
+    const result = await call("use_pretrained");
+    modelMessage("Back to the pretrained model; the saved one was forgotten.");
+    modelChanged(result.model);
+  } catch (err) {
+    modelMessage(`Could not switch models: ${err.message}`, true);
+  }
+});
+
+// ---------------------------------------------------------------- insight views
+
+function showFilters(block) {
+  if (!block) {
+    el.filters.replaceChildren();
+    el.filtersCaption.textContent = "(this model has no convolution)";
+    return;
+  }
+  el.filtersCaption.textContent = `${block.layer} · ${block.count} filters ${block.height}×${block.width}`;
+  drawTiles(el.filters, block, null, block.scale.map((m, k) => `filter ${k + 1}: largest weight ${m.toPrecision(3)}`));
+}
+
+function showMaps(maps) {
+  if (maps) drawMaps(el.maps, maps);
+  else for (const box of el.maps.querySelectorAll(".tiles")) blankTiles(box);
+}
+
+let chartEnd = 0; // the global step the running (or last) training run ends at
+
+async function refreshViews() {
+  try {
+    const views = await call("views");
+    showFilters(views.filters);
+    chart.update(views.chart, chartEnd);
+  } catch (err) {
+    setStatus(`Could not draw the network's filters: ${err.message}`);
+  }
+}
+
+async function showSample() {
+  el.resample.disabled = true;
+  try {
+    const sample = await call("training_sample", { n: 48 });
+    drawTiles(el.dataset, sample, sample.labels.map(String), sample.indices.map((i) => `training image #${i}`));
+  } catch (err) {
+    el.dataset.textContent = `Could not show training images: ${err.message}`;
+  } finally {
+    el.resample.disabled = document.body.dataset.state === "loading" || document.body.dataset.state === "error";
+  }
+}
+el.resample.addEventListener("click", showSample);
+el.dataPanel.addEventListener("toggle", () => {
+  if (el.dataPanel.open && !el.dataset.children.length && modelReady) showSample();
+});
+
+// ---------------------------------------------------------------- evaluation
+
+let report = null; // the last finished evaluation (maybe of an earlier model)
+let reportStale = true;
+
+function setEvalState(state) {
+  el.evalPanel.dataset.state = state; // idle | running | done | stale (hook for tests)
+}
+
+function markReportStale() {
+  reportStale = true;
+  if (report) {
+    setEvalState("stale");
+    el.evalStatus.textContent = "These results are for the previous model.";
+  }
+}
+
+function onEvalProgress(p) {
+  el.evalFill.style.transform = `scaleX(${p.evaluated / p.total})`;
+  el.evalStatus.textContent = `Evaluating… ${p.evaluated.toLocaleString("en-US")} of ${p.total.toLocaleString("en-US")} images`;
+}
+
+let evalCall = 0; // the latest runEvaluation call; older ones were cancelled by the worker
+
+async function runEvaluation() {
+  if (!modelReady || document.body.dataset.state === "training") return;
+  const mine = ++evalCall;
+  evaluating = true;
+  el.evaluate.disabled = true;
+  setEvalState("running");
+  el.evalFill.style.transform = "scaleX(0)";
+  el.evalStatus.textContent = "Evaluating…";
+  try {
+    const reply = await call("evaluate");
+    if (mine !== evalCall) return; // a newer evaluation has taken over
+    if (reply.cancelled) {
+      // Training began: the last results stay, marked as they are.
+      setEvalState(report ? (reportStale ? "stale" : "done") : "idle");
+      el.evalStatus.textContent = "Evaluation paused for training; it runs again when a new model is ready.";
+      return;
+    }
+    report = reply.report;
+    reportStale = false;
+    showReport(report);
+  } catch (err) {
+    if (mine !== evalCall) return;
+    el.evalStatus.textContent = `Evaluation failed: ${err.message}`;
+    setEvalState(report ? "stale" : "idle");
+  } finally {
+    if (mine === evalCall) {
+      evaluating = false;
+      el.evaluate.disabled = document.body.dataset.state !== "ready";
+    }
+  }
+}
+
+function showReport(r) {
+  el.evalFill.style.transform = "scaleX(1)";
+  el.evalAccuracy.textContent = r.accuracy.toFixed(4);
+  el.evalAccuracy.dataset.value = String(r.accuracy);
+  el.evalDetail.textContent = `${r.correct.toLocaleString("en-US")} of ${r.count.toLocaleString("en-US")} right · ${r.mistakes} mistakes`;
+  const who = { trained: "your trained", file: "the loaded", saved: "your saved", pretrained: "the pretrained" }[r.model.source] || "the";
+  el.evalStatus.textContent = `Results for ${who} ${r.model.name} model.`;
+  drawPerClass(el.perClass, r);
+  drawConfusion(el.confusion, r, showCell);
+  selectCell(el.confusion, null);
+  el.cellImages.replaceChildren();
+  el.cellTitle.textContent = "Images in a cell";
+  el.cellNote.textContent = "Click a cell of the matrix to see its test images.";
+  const g = r.gallery;
+  drawTiles(el.gallery, r.gallery_images,
+    g.map((m) => `${m.label}→${m.predicted}\n${Math.round(100 * m.confidence)}%`),
+    g.map((m) => `test image #${m.index}: a ${m.label}, predicted ${m.predicted} with probability ${m.confidence.toFixed(3)}`));
+  setEvalState("done");
+}
+
+async function showCell(label, predicted, button) {
+  selectCell(el.confusion, button);
+  try {
+    const cell = await call("evaluation_cell", { label, predicted });
+    el.cellTitle.textContent = `True ${label}, predicted ${predicted}`;
+    const shown = cell.count > cell.indices.length ? ` (the first ${cell.indices.length} shown)` : "";
+    el.cellNote.textContent = `${cell.count.toLocaleString("en-US")} test image${cell.count === 1 ? "" : "s"}${shown}.`;
+    drawTiles(el.cellImages, cell, null, cell.indices.map((i) => `test image #${i}`));
+  } catch (err) {
+    el.cellNote.textContent = `Could not show the cell: ${err.message}`;
+  }
+}
+
+el.evaluate.addEventListener("click", runEvaluation);
+el.evalPanel.addEventListener("toggle", () => {
+  if (el.evalPanel.open && reportStale && !evaluating) runEvaluation();
 });
 
 // ---------------------------------------------------------------- training
 
-const chart = new LossChart($("#chart"));
+const chart = new HistoryChart($("#chart"));
 const LR_DEFAULTS = { adam: "0.001", momentum: "0.01", sgd: "0.1" };
 
 el.optimizer.addEventListener("change", () => {
@@ -287,7 +537,8 @@ function formatSeconds(s) {
 }
 
 function onTrainStart(info) {
-  chart.reset(info.epochs);
+  chartEnd = info.chart_end;
+  chart.setEnd(chartEnd);
   showPlaceholder("Results appear as each epoch finishes.");
   el.testAccuracy.textContent = "";
   el.progressFill.style.transform = "scaleX(0)";
@@ -309,11 +560,11 @@ function onTrainProgress(msg) {
   } else if (p.examples_per_second > 0) {
     el.progressSpeed.textContent = `${Math.round(p.examples_per_second).toLocaleString("en-US")} images/s · ${formatSeconds(p.eta_seconds)} left`;
   }
-  for (const point of msg.chart) chart.add(point);
   for (const e of msg.events) {
     if (e.kind === "epoch") addEpoch(e);
   }
-  chart.draw();
+  chart.update(msg.history, chartEnd);
+  if (msg.filters) showFilters(msg.filters);
 }
 
 function showPlaceholder(text) {
@@ -327,7 +578,6 @@ function showPlaceholder(text) {
 function addEpoch(e) {
   el.epochsBody.querySelector(".placeholder")?.remove();
   el.testAccuracy.textContent = e.test_accuracy.toFixed(4);
-  chart.addTest(e.epoch, e.test_accuracy);
   const row = document.createElement("tr");
   for (const text of [e.epoch, e.loss.toFixed(4), e.train_accuracy.toFixed(4), e.test_accuracy.toFixed(4), formatSeconds(e.seconds)]) {
     const td = document.createElement("td");
@@ -370,10 +620,8 @@ el.form.addEventListener("submit", async (event) => {
     el.message.textContent = "Done. Your model is now used for drawing.";
     setStatus("Ready. Training finished.");
   }
-  if (result.model) {
-    showModel(result.model);
-    requestPrediction();
-  }
+  if (result.model && (result.reason === "done" || result.kept)) modelChanged(result.model);
+  else refreshViews(); // the filters go back to those of the model still in use
 });
 
 el.stop.addEventListener("click", async () => {
@@ -409,10 +657,16 @@ async function start() {
     console.info("pycnn: loading times (ms since the worker started)", JSON.stringify(info.timings));
     modelReady = true;
     showModel(info.model);
+    if (info.restored) modelMessage("Restored your last model from this browser. “Back to pretrained” forgets it.");
     el.versions.textContent = `pycnn ${info.versions.pycnn} · Pyodide ${info.versions.pyodide} · ${info.dataset.train.toLocaleString("en-US")} training and ${info.dataset.test.toLocaleString("en-US")} test images`;
     setStatus(`Ready in ${((performance.now() - t0) / 1000).toFixed(1)} s. Draw a digit, or train a model.`);
     setState("ready");
     if (inked) requestPrediction();
+    refreshViews();
+    drawPerClass(el.perClass, null);
+    drawConfusion(el.confusion, null, showCell);
+    if (el.dataPanel.open) showSample();
+    if (el.evalPanel.open) runEvaluation();
   } catch (err) {
     fail(err.message);
   }

@@ -1,31 +1,34 @@
-// A small canvas line chart: training loss (left axis, logarithmic: it falls
-// by orders of magnitude), running training accuracy and per-epoch test
-// accuracy (right axis, 0 to 1), against epochs.
-// It only plots the numbers Python sends; it computes none of them.
+// A small canvas chart of every training run in this tab, on one step axis:
+// the loss of each step (faint) and its moving average (left axis,
+// logarithmic: it falls by orders of magnitude), training and test accuracy
+// after each epoch (right axis, 0 to 1). Dashed lines mark where a run began.
+// It plots the series pycnn.web.chart() sends; it computes none of them.
 
-const COLORS = { loss: "#4263eb", acc: "#e8590c", test: "#2b8a3e", grid: "#e9ecef", text: "#868e96" };
-const PAD = { left: 40, right: 40, top: 12, bottom: 26 };
+const COLORS = {
+  loss: "#4263eb", raw: "rgba(66, 99, 235, 0.28)", train: "#e8590c", test: "#2b8a3e",
+  grid: "#e9ecef", run: "#adb5bd", text: "#868e96",
+};
+const PAD = { left: 40, right: 40, top: 14, bottom: 26 };
+const EMPTY = { x: [], y: [] };
 
-export class LossChart {
+export class HistoryChart {
   constructor(canvas) {
     this.canvas = canvas;
-    this.reset(1);
+    this.series = null; // pycnn.web.chart()
+    this.end = 0; // the step the axis reaches: the planned end of the current run
     new ResizeObserver(() => this.draw()).observe(canvas);
   }
 
-  reset(epochs) {
-    this.epochs = epochs;
-    this.points = []; // {x: epochs done (fractional), loss, accuracy}
-    this.tests = []; // {x: epoch number, accuracy}
+  // `end`: the last global step the axis must show (the running run's planned end).
+  update(series, end = 0) {
+    this.series = series;
+    this.end = Math.max(end, series.steps);
     this.draw();
   }
 
-  add(point) {
-    this.points.push(point);
-  }
-
-  addTest(epoch, accuracy) {
-    this.tests.push({ x: epoch, accuracy });
+  setEnd(end) {
+    this.end = end;
+    this.draw();
   }
 
   // Size the backing store to the element's CSS size times the pixel ratio.
@@ -48,11 +51,15 @@ export class LossChart {
     const plotW = w - PAD.left - PAD.right;
     const plotH = h - PAD.top - PAD.bottom;
     if (plotW <= 0 || plotH <= 0) return;
-    const losses = this.points.map((p) => p.loss).filter((v) => Number.isFinite(v) && v > 0);
+    const s = this.series || {};
+    const loss = s.loss || EMPTY;
+    const smooth = s.loss_smoothed || EMPTY;
+    const losses = loss.y.filter((v) => Number.isFinite(v) && v > 0);
     // Whole decades, at least 0.01 to 10, so the axis rarely rescales.
     const lo = Math.min(-2, Math.floor(Math.log10(Math.min(...losses, 1))));
     const hi = Math.max(1, Math.ceil(Math.log10(Math.max(...losses, 1))));
-    const X = (x) => PAD.left + (x / this.epochs) * plotW;
+    const xMax = Math.max(this.end, 10);
+    const X = (x) => PAD.left + (x / xMax) * plotW;
     const Yloss = (v) => PAD.top + plotH * (1 - (Math.log10(Math.max(v, 10 ** lo)) - lo) / (hi - lo));
     const Yacc = (v) => PAD.top + plotH * (1 - v);
 
@@ -63,7 +70,7 @@ export class LossChart {
       const y = Yacc(i / 4);
       ctx.strokeStyle = COLORS.grid;
       line(ctx, PAD.left, y, PAD.left + plotW, y);
-      ctx.fillStyle = COLORS.acc;
+      ctx.fillStyle = COLORS.test;
       ctx.textAlign = "left";
       ctx.fillText(trim(i / 4), PAD.left + plotW + 6, y);
     }
@@ -75,39 +82,64 @@ export class LossChart {
       line(ctx, PAD.left - 4, y, PAD.left, y);
       ctx.fillText(trim(10 ** d), PAD.left - 7, y);
     }
-    const step = Math.max(1, Math.ceil(this.epochs / 10));
-    ctx.fillStyle = COLORS.text;
-    ctx.textAlign = "center";
+    this.stepTicks(ctx, X, xMax, plotW, plotH);
+    this.runMarks(ctx, X, s.runs || [], plotH);
+
+    polyline(ctx, loss, X, Yloss, COLORS.raw, 1);
+    polyline(ctx, smooth, X, Yloss, COLORS.loss, 2);
+    for (const [key, color] of [["train_accuracy", COLORS.train], ["test_accuracy", COLORS.test]]) {
+      const series = s[key] || EMPTY;
+      polyline(ctx, series, X, Yacc, color, 1.5);
+      ctx.fillStyle = color;
+      series.x.forEach((x, i) => {
+        ctx.beginPath();
+        ctx.arc(X(x), Yacc(series.y[i]), 3.5, 0, 2 * Math.PI);
+        ctx.fill();
+      });
+    }
+  }
+
+  // Gridlines at round step counts (1, 2 or 5 times a power of ten), about 6 of them.
+  stepTicks(ctx, X, xMax, plotW, plotH) {
+    const rough = xMax / Math.max(2, Math.min(6, Math.floor(plotW / 70)));
+    const power = 10 ** Math.floor(Math.log10(rough));
+    const every = [1, 2, 5, 10].map((m) => m * power).find((v) => v >= rough);
     ctx.textBaseline = "top";
-    for (let e = 0; e <= this.epochs; e += step) {
+    ctx.fillStyle = COLORS.text;
+    for (let x = 0; x <= xMax; x += every) {
       ctx.strokeStyle = COLORS.grid;
-      line(ctx, X(e), PAD.top, X(e), PAD.top + plotH);
-      const last = e + step > this.epochs;
-      ctx.textAlign = last && e > 0 ? "right" : "center";
-      const label = last && e > 0 ? `${e} epoch${e === 1 ? "" : "s"}` : String(e);
-      ctx.fillText(label, last && e > 0 ? X(e) + 4 : X(e), PAD.top + plotH + 6);
+      line(ctx, X(x), PAD.top, X(x), PAD.top + plotH);
+      ctx.textAlign = x === 0 ? "left" : "center";
+      ctx.fillText(x.toLocaleString("en-US"), X(x), PAD.top + plotH + 6);
     }
-
-    this.series(ctx, X, Yloss, "loss", COLORS.loss);
-    this.series(ctx, X, Yacc, "accuracy", COLORS.acc);
-    ctx.fillStyle = COLORS.test;
-    for (const t of this.tests) {
-      ctx.beginPath();
-      ctx.arc(X(t.x), Yacc(t.accuracy), 4, 0, 2 * Math.PI);
-      ctx.fill();
-    }
+    ctx.textAlign = "right";
+    ctx.fillText("steps", PAD.left + plotW, PAD.top + plotH + 6);
   }
 
-  series(ctx, X, Y, key, color) {
-    const pts = this.points.filter((p) => Number.isFinite(p[key]));
-    if (!pts.length) return;
-    ctx.strokeStyle = color;
-    ctx.lineWidth = 1.75;
-    ctx.lineJoin = "round";
-    ctx.beginPath();
-    pts.forEach((p, i) => (i ? ctx.lineTo(X(p.x), Y(p[key])) : ctx.moveTo(X(p.x), Y(p[key]))));
-    ctx.stroke();
+  runMarks(ctx, X, runs, plotH) {
+    ctx.save();
+    ctx.setLineDash([4, 4]);
+    ctx.strokeStyle = COLORS.run;
+    ctx.fillStyle = COLORS.text;
+    ctx.textAlign = "left";
+    ctx.textBaseline = "top";
+    runs.forEach((run, i) => {
+      if (i === 0) return;
+      line(ctx, X(run.start), PAD.top, X(run.start), PAD.top + plotH);
+      ctx.fillText(`run ${i + 1}`, X(run.start) + 4, PAD.top + 2);
+    });
+    ctx.restore();
   }
+}
+
+function polyline(ctx, series, X, Y, color, width) {
+  if (!series.x.length) return;
+  ctx.strokeStyle = color;
+  ctx.lineWidth = width;
+  ctx.lineJoin = "round";
+  ctx.beginPath();
+  series.x.forEach((x, i) => (i ? ctx.lineTo(X(x), Y(series.y[i])) : ctx.moveTo(X(x), Y(series.y[i]))));
+  ctx.stroke();
 }
 
 function line(ctx, x0, y0, x1, y1) {

@@ -3,17 +3,20 @@
 // Protocol (page -> worker): {id, type, ...args}. Every request gets exactly
 // one reply, {id, result} or {id, error}. Messages without an id are progress
 // reports and carry a `type`: "status" (loading text), "train-start",
-// "train-progress". All learning, prediction and preprocessing happen in
-// Python; this file fetches bytes, parses IDX headers and moves data.
+// "train-progress", "eval-progress". All learning, prediction, evaluation and
+// preprocessing happen in Python; this file fetches bytes, parses IDX headers,
+// moves data and keeps a copy of the last model in IndexedDB.
 
 import { loadPyodide } from "./pyodide/pyodide.mjs";
 
 const SLICE_SECONDS = 0.2; // one train_slice call; Stop is heard between slices
+const EVAL_SLICE_SECONDS = 0.2; // one evaluation_slice call; predictions run between slices
 
 let pyodide = null;
 let web = null; // PyProxy of the pycnn.web module
 let stopRequested = false;
 let training = false;
+let evalToken = 0; // bumped to abandon the evaluation in progress (new model, training)
 
 const status = (text) => self.postMessage({ type: "status", text });
 const siteURL = (path) => new URL(path, new URL("./", import.meta.url)).href;
@@ -159,6 +162,79 @@ async function startPython(manifest, mark) {
   return py;
 }
 
+// ---------------------------------------------------------------- IndexedDB
+// The last model that is not the pretrained one (trained here or loaded from a
+// file), as its .npz bytes, so it survives a reload.
+
+const DB_NAME = "pycnn";
+const STORE = "models";
+const LAST_MODEL = "last";
+
+function openDb() {
+  return new Promise((resolve, reject) => {
+    const request = indexedDB.open(DB_NAME, 1);
+    request.onupgradeneeded = () => request.result.createObjectStore(STORE);
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+}
+
+async function withStore(mode, action) {
+  const db = await openDb();
+  try {
+    return await new Promise((resolve, reject) => {
+      const tx = db.transaction(STORE, mode);
+      const request = action(tx.objectStore(STORE));
+      tx.oncomplete = () => resolve(request.result);
+      tx.onerror = tx.onabort = () => reject(tx.error || new Error("IndexedDB transaction failed"));
+    });
+  } finally {
+    db.close();
+  }
+}
+
+// Saving is a convenience: a browser without storage (private mode, full
+// disk) still works, it only forgets the model on reload.
+async function saveActiveModel() {
+  try {
+    const bytes = callPy("model_bytes");
+    await withStore("readwrite", (store) => store.put(bytes, LAST_MODEL));
+    return true;
+  } catch (err) {
+    console.warn("pycnn: could not keep the model in IndexedDB:", err);
+    return false;
+  }
+}
+
+async function forgetSavedModel() {
+  try {
+    await withStore("readwrite", (store) => store.delete(LAST_MODEL));
+  } catch (err) {
+    console.warn("pycnn: could not clear IndexedDB:", err);
+  }
+}
+
+// The saved model made active, or null (nothing saved, or it no longer loads).
+async function restoreSavedModel() {
+  let bytes;
+  try {
+    bytes = await withStore("readonly", (store) => store.get(LAST_MODEL));
+  } catch (err) {
+    console.warn("pycnn: could not read IndexedDB:", err);
+    return null;
+  }
+  if (!bytes) return null;
+  try {
+    return callPy("load_model_file", bytes, "saved");
+  } catch (err) {
+    console.warn(`pycnn: the saved model was dropped: ${errorText(err)}`);
+    await forgetSavedModel();
+    return null;
+  }
+}
+
+const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
+
 const handlers = {
   async init() {
     const t0 = performance.now();
@@ -186,12 +262,54 @@ const handlers = {
     status("Handing MNIST to Python…");
     const dataset = callPy("set_dataset", d.trainImages.data, d.trainLabels.data, d.testImages.data, d.testLabels.data,
       d.trainImages.shape, d.testImages.shape);
+    const restored = await restoreSavedModel();
     mark("ready");
-    return { model, dataset, timings, versions: { pycnn: manifest.pycnn_version, pyodide: manifest.pyodide_version } };
+    return { model: restored || model, restored: Boolean(restored), dataset, timings,
+      versions: { pycnn: manifest.pycnn_version, pyodide: manifest.pyodide_version } };
   },
 
   async predict({ pixels, width, height }) {
-    return callPy("predict", pixels, width, height);
+    return callPy("predict", pixels, width, height, true);
+  },
+
+  // A model file chosen or dropped by the visitor: refused files leave the model as it was.
+  async load_model({ bytes }) {
+    const model = callPy("load_model_file", bytes, "file");
+    evalToken++;
+    return { model, saved: await saveActiveModel() };
+  },
+
+  async use_pretrained() {
+    const model = callPy("use_pretrained");
+    evalToken++;
+    await forgetSavedModel();
+    return { model };
+  },
+
+  // Evaluate the active model on the test set in slices; replies with the
+  // report, or {cancelled: true} when the model changed or training began.
+  async evaluate() {
+    const token = ++evalToken;
+    callPy("start_evaluation");
+    for (;;) {
+      await tick();
+      if (token !== evalToken) return { cancelled: true };
+      const slice = callPy("evaluation_slice", EVAL_SLICE_SECONDS);
+      if (slice.report) return { cancelled: false, report: slice.report };
+      self.postMessage({ type: "eval-progress", progress: slice.progress });
+    }
+  },
+
+  async evaluation_cell({ label, predicted }) {
+    return callPy("evaluation_cell", label, predicted);
+  },
+
+  async training_sample({ n }) {
+    return callPy("training_sample", n);
+  },
+
+  async views() {
+    return { filters: callPy("filters"), chart: callPy("chart") };
   },
 
   async train({ config }) {
@@ -199,15 +317,23 @@ const handlers = {
     const info = callPy("start_training", config);
     training = true;
     stopRequested = false;
+    evalToken++; // an evaluation in progress would slow training down: drop it
     try {
       self.postMessage({ type: "train-start", info });
       for (;;) {
         // Let queued messages (stop, predict) run before the next slice.
-        await new Promise((resolve) => setTimeout(resolve, 0));
-        if (stopRequested) return { reason: "stopped", ...callPy("stop") };
+        await tick();
+        if (stopRequested) {
+          const out = callPy("stop");
+          if (out.kept) await saveActiveModel();
+          return { reason: "stopped", ...out };
+        }
         const slice = callPy("train_slice", SLICE_SECONDS);
-        self.postMessage({ type: "train-progress", ...slice });
-        if (slice.done) return { reason: slice.diverged ? "diverged" : "done", message: slice.diverged, model: slice.model };
+        self.postMessage({ type: "train-progress", ...slice, filters: callPy("filters"), history: callPy("chart") });
+        if (slice.done) {
+          if (!slice.diverged) await saveActiveModel();
+          return { reason: slice.diverged ? "diverged" : "done", message: slice.diverged, model: slice.model };
+        }
       }
     } catch (err) {
       try { callPy("stop"); } catch { /* the run is being abandoned anyway */ }
