@@ -15,6 +15,7 @@ import pytest
 
 import pycnn
 from pycnn import web
+from pycnn.metrics import confusion_matrix
 from pycnn.model import ModelFormatError
 
 N_TRAIN, N_TEST = 2000, 500
@@ -317,3 +318,138 @@ def test_replies_survive_json(trained_lenet, loaded):
     slices, _ = trained_lenet
     json.dumps(slices)
     json.dumps(web.predict(bytes(28 * 28), 28, 28))
+
+
+# ---------------------------------------------------------------- model files
+
+
+def model_file(**kwargs) -> bytes:
+    name = kwargs.pop("name", "seed")
+    return pycnn.build_model(name, **kwargs).to_bytes()
+
+
+def test_load_model_file_makes_the_model_active(loaded):
+    info = web.load_model_file(FakeJsBuffer(model_file(n_filter=4)))
+    assert info["source"] == "file" and info["name"] == "seed" and info["hparams"]["n_filter"] == 4
+    assert is_plain(info) and web.model_info() == info
+    assert web.load_model_file(model_file(name="lenet"), source="saved")["source"] == "saved"
+    with pytest.raises(ValueError, match="source must be one of file, saved"):
+        web.load_model_file(model_file(), source="cloud")
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"", r"is empty"),
+    (b"%PDF-1.4 not a model", r"is not a \.npz file"),
+    (model_file()[:300], r"corrupt or truncated \.npz"),
+    (model_file(num_class=5), r"this model predicts 5 classes, not 10"),
+    (model_file(img_height=32, img_width=32), r"this model takes images of shape \(32, 32, 1\)"),
+])
+def test_refused_model_files_say_why_and_keep_the_model(loaded, data, message):
+    before, weights = web.model_info(), web.model_bytes()
+    with pytest.raises(ModelFormatError, match=message) as refused:
+        web.load_model_file(data)
+    assert "choose a .npz model saved by `pycnn train --save` or by this page" in str(refused.value)
+    assert web.model_info() == before and web.model_bytes() == weights
+
+
+def test_use_pretrained_goes_back_to_the_pretrained_model(loaded):
+    pretrained = web.model_info()
+    web.load_model_file(model_file(n_filter=4))
+    assert web.use_pretrained() == pretrained == web.model_info()
+    web.reset()
+    with pytest.raises(ValueError, match="no pretrained model"):
+        web.use_pretrained()
+
+
+# ---------------------------------------------------------------- insight
+
+
+def test_predict_with_maps_adds_each_convolutions_feature_maps(loaded, mnist):
+    _, _, x_test, _ = mnist
+    out = web.predict(*canvas_from_digit(x_test[0]), with_maps=True)
+    assert [m["layer"] for m in out["maps"]] == ["conv1", "conv2"]
+    assert [m["activation"] for m in out["maps"]] == ["relu1", "relu2"]
+    assert [(m["count"], m["height"], m["width"]) for m in out["maps"]] == [(8, 28, 28), (16, 10, 10)]
+    assert all(len(m["pixels"]) == m["count"] * m["height"] * m["width"] * 4 for m in out["maps"])
+    assert is_plain(out)
+    assert {k: out[k] for k in ("digit", "probs", "image")} == web.predict(*canvas_from_digit(x_test[0]))
+    assert web.predict(bytes(784), 28, 28, with_maps=True)["maps"] is None
+
+
+def test_filters_show_the_model_being_trained(loaded):
+    before = web.filters()
+    assert (before["layer"], before["count"], before["height"], before["width"]) == ("conv1", 8, 5, 5)
+    web.start_training({"preset": "seed", "n_filter": 4, "filter_size": 3, "train_size": 200, "batch_size": 50})
+    during = web.filters()
+    assert (during["count"], during["height"]) == (4, 3)
+    web.train_slice(0.01)
+    assert web.filters()["pixels"] != during["pixels"]  # one Adam step moves every weight
+    web.stop()
+    assert web.filters() == before  # nothing finished: the active model's filters again
+    assert is_plain(before)
+
+
+def test_chart_puts_runs_one_after_another(loaded):
+    assert web.chart()["runs"] == [] and web.chart()["loss"] == {"x": [], "y": []}
+    first = web.start_training({"preset": "seed", "n_filter": 4, "train_size": 200, "batch_size": 50})
+    assert first["chart_end"] == 4
+    while not web.train_slice(0.5)["done"]:
+        pass
+    second = web.start_training({"preset": "seed", "n_filter": 4, "train_size": 300, "batch_size": 100})
+    assert second["chart_end"] == 4 + 3
+    web.train_slice(0.01)
+    web.stop()
+    series = web.chart()
+    assert is_plain(series)
+    assert series["runs"] == [{"start": 0, "end": 4}, {"start": 4, "end": 5}]
+    assert series["loss"]["x"] == [1, 2, 3, 4, 5] and series["loss_smoothed"]["x"] == [1, 2, 3, 4, 5]
+    assert series["train_accuracy"]["x"] == series["test_accuracy"]["x"] == [4]
+    assert series["loss_smoothed"]["y"][4] == series["loss"]["y"][4]  # each run's average starts afresh
+
+
+def test_training_sample(loaded, mnist):
+    x_train, y_train, _, _ = mnist
+    s = web.training_sample(12, seed=5)
+    assert s["count"] == 12 and len(set(s["indices"])) == 12 and max(s["indices"]) < N_TRAIN
+    assert s["labels"] == y_train[s["indices"]].tolist()
+    px = np.frombuffer(s["pixels"], np.uint8).reshape(12, 28, 28, 4)
+    np.testing.assert_array_equal(px[..., 0], x_train[s["indices"]])
+    assert is_plain(s)
+    with pytest.raises(ValueError, match="sample size"):
+        web.training_sample(0)
+
+
+def test_evaluation_in_slices_matches_the_library(trained_lenet, mnist_bytes, mnist):
+    _, model = trained_lenet
+    web.set_dataset(**mnist_bytes)
+    web.load_pretrained(model)
+    with pytest.raises(ValueError, match="no evaluation is running"):
+        web.evaluation_slice()
+    with pytest.raises(ValueError, match="no finished evaluation"):
+        web.evaluation_cell(0, 0)
+    assert web.start_evaluation() == {"evaluated": 0, "total": N_TEST, "done": False}
+    slices = [web.evaluation_slice(0.0)]  # one chunk per call
+    while slices[-1]["report"] is None:
+        slices.append(web.evaluation_slice(0.0))
+    assert len(slices) == math.ceil(N_TEST / web.EVAL_BATCH)
+    report = slices[-1]["report"]
+    assert is_plain(slices)
+    _, _, x_test, y_test = mnist
+    accuracy, pred = pycnn.evaluate(pycnn.load_model(model), x_test[:N_TEST], y_test[:N_TEST])
+    assert report["accuracy"] == accuracy and report["model"] == web.model_info()
+    assert np.array_equal(report["confusion"], confusion_matrix(y_test[:N_TEST], pred, 10))
+    assert np.allclose(np.sum(report["confusion_share"], axis=1), 1, atol=1e-3)
+    gallery = report["gallery_images"]
+    assert gallery["count"] == len(report["gallery"]) == min(60, report["mistakes"])
+    first = report["gallery"][0]
+    np.testing.assert_array_equal(np.frombuffer(gallery["pixels"], np.uint8)[: 784 * 4 : 4],
+                                  x_test[first["index"]].ravel())
+    cell = web.evaluation_cell(first["label"], first["predicted"])
+    assert cell["count"] == report["confusion"][first["label"]][first["predicted"]]
+    assert first["index"] in cell["indices"] and cell["count"] == len(cell["indices"]) and is_plain(cell)
+    with pytest.raises(ValueError, match="label must be a digit"):
+        web.evaluation_cell(10, 0)
+    # A new model makes the report stale: its cells are no longer offered.
+    web.use_pretrained()
+    with pytest.raises(ValueError, match="no finished evaluation"):
+        web.evaluation_cell(0, 0)
