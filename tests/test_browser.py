@@ -1,182 +1,24 @@
 """The built site in headless Chromium, used the way a person uses it.
 
-One site is built (with build_site's Python API) into a temporary folder and
-served on a free localhost port, under a sub-path, to prove its URLs are
-relative. One browser serves every test; each test opens its own page in a
-fresh context that records every request and console message. A request to any
-other origin is aborted and fails the test. Beside the working site a broken
-copy is served with its MNIST files deleted.
+The fixtures (in conftest.py, shared with test_browser_insight.py) build one
+site with build_site's Python API into a temporary folder and serve it on a
+free localhost port, under a sub-path, to prove its URLs are relative. One
+browser serves every test; each test opens its own page in a fresh context
+that records every request and console message. A request to any other origin
+is aborted and fails the test. Beside the working site a broken copy is served
+with its MNIST files deleted.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import sys
-import threading
 import time
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from playwright import sync_api as playwright_api
 
 pytestmark = pytest.mark.browser
-
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-READY_TIMEOUT_MS = 60_000  # observed 5-15 s on 2 cores; 60 s only guards against a slow machine
-
-
-# ---------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="session")
-def site_root(tmp_path_factory) -> Path:
-    """A served folder holding the built site at app/ and a copy without MNIST at broken/."""
-    import build_site
-
-    www = tmp_path_factory.mktemp("www")
-    try:
-        build_site.build(www / "app")
-    except build_site.BuildError as e:
-        pytest.fail(f"could not build the site: {e}")
-    shutil.copytree(www / "app", www / "broken", copy_function=os.link)
-    removed = list((www / "broken" / "data").glob("*.gz"))
-    assert removed, "the built site has no data/*.gz MNIST files"
-    for path in removed:
-        path.unlink()
-    return www
-
-
-@pytest.fixture(scope="session")
-def server(site_root):
-    """Base URL of a localhost server for site_root, on a free port."""
-    import build_site
-
-    quiet = os.environ.get("PYCNN_SERVE_QUIET")
-    os.environ["PYCNN_SERVE_QUIET"] = "1"
-    httpd = build_site.make_server(site_root, port=0)
-    server_handle_error = httpd.handle_error
-
-    def handle_error(request, client_address):
-        # A page closed mid-download (the broken site fails fast) resets its connections.
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            server_handle_error(request, client_address)
-
-    httpd.handle_error = handle_error
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(5)
-    if quiet is None:
-        os.environ.pop("PYCNN_SERVE_QUIET", None)
-    else:
-        os.environ["PYCNN_SERVE_QUIET"] = quiet
-
-
-@pytest.fixture(scope="session")
-def browser():
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} not found: install Debian's Chromium with `apt-get install chromium` "
-                    "(never `playwright install`)")
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-class Visit:
-    """One page in a fresh browser context, with everything it requested and logged."""
-
-    def __init__(self, browser, origin: str) -> None:
-        self.origin = origin
-        self.requests: list[str] = []
-        self.foreign: list[str] = []
-        self.failed: list[str] = []
-        self.console_errors: list[str] = []
-        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
-        self.context.route("**/*", self._route)
-        self.page = self.context.new_page()
-        # Worker requests and console messages arrive here too (checked: the
-        # worker's fetches of pyodide.asm.wasm and data/*.gz are recorded).
-        self.page.on("console", self._console)
-        self.page.on("pageerror", lambda exc: self.console_errors.append(f"uncaught: {exc}"))
-        self.page.on("response", self._response)
-
-    def _route(self, route) -> None:
-        url = route.request.url
-        self.requests.append(url)
-        if origin_of(url) == self.origin:
-            route.continue_()
-        else:
-            self.foreign.append(url)
-            route.abort()
-
-    def _console(self, message) -> None:
-        if message.type == "error":
-            self.console_errors.append(message.text)
-
-    def _response(self, response) -> None:
-        if response.status >= 400:
-            self.failed.append(f"{response.status} {response.url}")
-
-    def open(self, path: str) -> None:
-        self.page.goto(f"{self.origin}/{path}")
-
-    def state(self) -> str:
-        return self.page.evaluate("document.body.dataset.state")
-
-    def status(self) -> str:
-        return self.page.locator("#status").inner_text()
-
-    def message(self) -> str:
-        """The training message under the Train button ('' when the page has none)."""
-        box = self.page.locator("#train-message")
-        return box.inner_text() if box.count() else ""
-
-    def wait_for_state(self, state: str, timeout_ms: float = READY_TIMEOUT_MS) -> float:
-        """Seconds until body[data-state] is `state`; fails with the status line otherwise.
-
-        A page that lands in "error" instead fails at once rather than at the timeout.
-        """
-        start = time.monotonic()
-        try:
-            self.page.wait_for_function("s => [s, 'error'].includes(document.body.dataset.state)",
-                                        arg=state, timeout=timeout_ms)
-        except playwright_api.TimeoutError:
-            pass
-        if self.state() != state:
-            pytest.fail(f"the page did not reach data-state={state!r} within {timeout_ms / 1000:g} s; "
-                        f"it is {self.state()!r}; status: {self.status()!r}; message: {self.message()!r}; "
-                        f"console errors: {self.console_errors}")
-        return time.monotonic() - start
-
-    def open_ready(self) -> float:
-        self.open("app/")
-        return self.wait_for_state("ready")
-
-
-def origin_of(url: str) -> str:
-    url = url.removeprefix("blob:")
-    if url.startswith("data:"):
-        return "data:"
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
-
-
-@pytest.fixture
-def visit(browser, server):
-    """A Visit of the served site; after the test, no request may have left the origin."""
-    v = Visit(browser, server)
-    yield v
-    v.context.close()
-    assert not v.foreign, f"requests left the site's origin {server}: {v.foreign}"
 
 
 # ---------------------------------------------------------------- helpers
