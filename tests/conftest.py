@@ -161,8 +161,8 @@ class Visit:
         except playwright_api.TimeoutError:
             pass
         if self.state() != state:
-            pytest.fail(f"the page did not reach data-state={state!r} within {timeout_ms / 1000:g} s; "
-                        f"it is {self.state()!r}; status: {self.status()!r}; message: {self.message()!r}; "
+            pytest.fail(f"the page did not reach data-state={state!r} (limit {timeout_ms / 1000:g} s): "
+                        f"after {time.monotonic() - start:.1f} s it is {self.state()!r}; status: {self.status()!r}; message: {self.message()!r}; "
                         f"console errors: {self.console_errors}")
         return time.monotonic() - start
 
