@@ -26,6 +26,7 @@ export class HistoryChart {
     this.draw();
   }
 
+  // The axis reaches `end` (a run just started) before its first points arrive.
   setEnd(end) {
     this.end = end;
     this.draw();
@@ -85,11 +86,12 @@ export class HistoryChart {
     this.stepTicks(ctx, X, xMax, plotW, plotH);
     this.runMarks(ctx, X, s.runs || [], plotH);
 
-    polyline(ctx, loss, X, Yloss, COLORS.raw, 1);
-    polyline(ctx, smooth, X, Yloss, COLORS.loss, 2);
+    const starts = (s.runs || []).slice(1).map((run) => run.start);
+    polyline(ctx, loss, X, Yloss, COLORS.raw, 1, starts);
+    polyline(ctx, smooth, X, Yloss, COLORS.loss, 2, starts);
     for (const [key, color] of [["train_accuracy", COLORS.train], ["test_accuracy", COLORS.test]]) {
       const series = s[key] || EMPTY;
-      polyline(ctx, series, X, Yacc, color, 1.5);
+      polyline(ctx, series, X, Yacc, color, 1.5, starts);
       ctx.fillStyle = color;
       series.x.forEach((x, i) => {
         ctx.beginPath();
@@ -132,13 +134,20 @@ export class HistoryChart {
   }
 }
 
-function polyline(ctx, series, X, Y, color, width) {
+// A line through the series' points, lifted wherever a run starts between two of them
+// (`starts`: the steps where runs after the first begin), so runs never join up.
+function polyline(ctx, series, X, Y, color, width, starts) {
   if (!series.x.length) return;
   ctx.strokeStyle = color;
   ctx.lineWidth = width;
   ctx.lineJoin = "round";
   ctx.beginPath();
-  series.x.forEach((x, i) => (i ? ctx.lineTo(X(x), Y(series.y[i])) : ctx.moveTo(X(x), Y(series.y[i]))));
+  series.x.forEach((x, i) => {
+    const prev = series.x[i - 1];
+    const newRun = i > 0 && starts.some((start) => prev <= start && start < x);
+    if (i === 0 || newRun) ctx.moveTo(X(x), Y(series.y[i]));
+    else ctx.lineTo(X(x), Y(series.y[i]));
+  });
   ctx.stroke();
 }
 
