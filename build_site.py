@@ -240,16 +240,15 @@ def build_pycnn_wheel(root: Path, cache: Path) -> Path:
                 shutil.copy2(root / name, src / name)
         cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check",
                "-q", "-w", str(dist), str(src)]
-        try:
-            import setuptools  # noqa: F401  (present: build offline, without an isolated env)
-            cmd.insert(4, "--no-build-isolation")
-        except ImportError:
-            pass
+        # pip builds in an isolated environment with the setuptools that
+        # pyproject.toml asks for, whatever the running Python has installed.
         result = subprocess.run(cmd, capture_output=True, text=True)
         wheels = sorted(dist.glob("pycnn-*.whl"))
         if result.returncode != 0 or len(wheels) != 1:
-            last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-            raise BuildError(f"`pip wheel` could not build pycnn ({last}): fix pycnn/ or pyproject.toml")
+            lines = result.stderr.strip().splitlines() or ["no output"]
+            errors = [line.strip() for line in lines if "error" in line.lower()] or lines[-1:]
+            raise BuildError(f"`pip wheel` could not build pycnn ({' / '.join(errors[:3])}): "
+                             "fix pycnn/ or pyproject.toml")
         try:
             dist.replace(final)
         except OSError:
@@ -389,10 +388,18 @@ class SiteHandler(http.server.SimpleHTTPRequestHandler):
             super().log_message(format, *args)
 
 
+class SiteServer(http.server.ThreadingHTTPServer):
+    """A browser that drops a download (a reload while the page loads) is not an error."""
+
+    def handle_error(self, request, client_address) -> None:
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            super().handle_error(request, client_address)
+
+
 def make_server(out: Path, port: int = 8000, host: str = "127.0.0.1") -> http.server.ThreadingHTTPServer:
-    """A ThreadingHTTPServer serving `out`; port 0 picks a free port (see server.server_address)."""
+    """A threading HTTP server serving `out`; port 0 picks a free port (see server.server_address)."""
     handler = functools.partial(SiteHandler, directory=str(Path(out).resolve()))
-    return http.server.ThreadingHTTPServer((host, port), handler)
+    return SiteServer((host, port), handler)
 
 
 def serve(out: Path, port: int = 8000, host: str = "127.0.0.1") -> None:
