@@ -517,8 +517,9 @@ def evaluation_slice(max_seconds: float = 0.2) -> dict:
 def evaluation_cell(label: int, predicted: int) -> dict:
     """The test images in one confusion-matrix cell of the last finished evaluation.
 
-    Returns {"label", "predicted", "count" (images in the cell), "indices"
-    (the first ``cell_limit`` of them)} plus their image block.
+    Returns {"label", "predicted", "cell_count" (images in the cell),
+    "indices" (the first ``cell_limit`` of them)} plus their image block
+    (whose "count" is how many are shown).
     """
     report = _state.report
     if report is None:
@@ -529,5 +530,5 @@ def evaluation_cell(label: int, predicted: int) -> dict:
     label, predicted = int(label), int(predicted)
     indices = report["cells"][label][predicted]
     _, _, x_test, _ = _state.data
-    return {"label": label, "predicted": predicted, "count": report["confusion"][label][predicted],
+    return {"label": label, "predicted": predicted, "cell_count": report["confusion"][label][predicted],
             "indices": list(indices), **insight.images(x_test, indices)}

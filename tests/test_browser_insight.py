@@ -136,7 +136,12 @@ def test_views_show_filters_maps_evaluation_and_training_data(visit):
     expected = min(counts[off], 50)
     page.wait_for_function(f"document.querySelectorAll('#cell-images .tile').length === {expected}", timeout=10_000)
     assert page.locator("#cell-title").inner_text() == f"True {off // 10}, predicted {off % 10}"
+    assert page.locator("#cell-note").inner_text().startswith(f"{counts[off]:,} test image")
     assert all(s["max"] > 200 for s in canvas_stats(page, "#cell-images canvas"))
+    page.locator("#confusion tbody button").nth(11).click()  # the 1s seen as 1s: only the first 50 shown
+    playwright_api.expect(page.locator("#cell-note")).to_have_text(
+        f"{counts[11]:,} test images (the first 50 shown).", timeout=10_000)
+    assert page.locator("#cell-images .tile").count() == 50
 
     # The gallery of mistakes: true -> predicted and the model's confidence, most confident first.
     captions = page.locator("#gallery figcaption").all_inner_texts()

@@ -445,8 +445,12 @@ def test_evaluation_in_slices_matches_the_library(trained_lenet, mnist_bytes, mn
     np.testing.assert_array_equal(np.frombuffer(gallery["pixels"], np.uint8)[: 784 * 4 : 4],
                                   x_test[first["index"]].ravel())
     cell = web.evaluation_cell(first["label"], first["predicted"])
-    assert cell["count"] == report["confusion"][first["label"]][first["predicted"]]
+    assert cell["cell_count"] == report["confusion"][first["label"]][first["predicted"]]
     assert first["index"] in cell["indices"] and cell["count"] == len(cell["indices"]) and is_plain(cell)
+    right = web.evaluation_cell(1, 1)  # a cell fuller than the 50 images shown
+    assert right["cell_count"] == report["confusion"][1][1] > 50
+    assert right["count"] == len(right["indices"]) == 50 and len(right["pixels"]) == 50 * 784 * 4
+    assert right["indices"] == [int(i) for i in np.flatnonzero((y_test[:N_TEST] == 1) & (pred == 1))[:50]]
     with pytest.raises(ValueError, match="label must be a digit"):
         web.evaluation_cell(10, 0)
     # A new model makes the report stale: its cells are no longer offered.

@@ -486,8 +486,8 @@ async function showCell(label, predicted, button) {
   try {
     const cell = await call("evaluation_cell", { label, predicted });
     el.cellTitle.textContent = `True ${label}, predicted ${predicted}`;
-    const shown = cell.count > cell.indices.length ? ` (the first ${cell.indices.length} shown)` : "";
-    el.cellNote.textContent = `${cell.count.toLocaleString("en-US")} test image${cell.count === 1 ? "" : "s"}${shown}.`;
+    const shown = cell.cell_count > cell.count ? ` (the first ${cell.count} shown)` : "";
+    el.cellNote.textContent = `${cell.cell_count.toLocaleString("en-US")} test image${cell.cell_count === 1 ? "" : "s"}${shown}.`;
     drawTiles(el.cellImages, cell, null, cell.indices.map((i) => `test image #${i}`));
   } catch (err) {
     el.cellNote.textContent = `Could not show the cell: ${err.message}`;
