@@ -262,7 +262,7 @@ def test_model_files_refused_or_scored_like_the_cli(visit, tmp_path):
     assert cli.returncode == 0, out
     evaluated = subprocess.run([sys.executable, "-m", "pycnn", "evaluate", "--model", str(cli_model),
                                 "--dataroot", str(MNIST_DIR), "--json"],
-                               cwd=ROOT, capture_output=True, text=True, timeout=300)
+                               cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert evaluated.returncode == 0, evaluated.stderr
     cli_accuracy = json.loads(evaluated.stdout)["test_accuracy"]
 
