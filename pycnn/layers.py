@@ -156,11 +156,17 @@ class Conv2D(Layer):
         return col2im(dcols, self.x_shape, self.kh, self.kw, self.stride, self.padding)
 
 
+def _masked(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``values`` where ``mask`` is True, else 0 (for gradients; see PYODIDE)."""
+    return np.where(mask, values, 0) if PYODIDE else values * mask
+
+
 class ReLU(Layer):
     """max(x, 0), elementwise."""
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         positive = x > 0
+        # the same numbers both ways (np.where would also turn a NaN into 0)
         out = np.where(positive, x, 0) if PYODIDE else np.maximum(x, 0)
         if training:
             self.positive = positive
@@ -169,7 +175,7 @@ class ReLU(Layer):
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         if not self.input_grad:
             return None
-        return np.where(self.positive, dout, 0) if PYODIDE else dout * self.positive
+        return _masked(dout, self.positive)
 
 
 class MaxPool2D(Layer):
@@ -207,7 +213,7 @@ class MaxPool2D(Layer):
         oh, ow, _ = self.output_shape(x.shape[1:])
         offsets = self._offsets(oh, ow)
         rows, cols = offsets[0]
-        out = x[:, rows, cols, :]
+        out = x[:, rows, cols, :].copy()
         argmax = np.zeros(out.shape, dtype=np.min_scalar_type(len(offsets)))  # offset of each max
         for index, (rows, cols) in enumerate(offsets[1:], start=1):
             candidate = x[:, rows, cols, :]
@@ -224,7 +230,7 @@ class MaxPool2D(Layer):
         dx = np.zeros(self.x_shape, dtype=dout.dtype)
         for index, (rows, cols) in enumerate(self._offsets(*dout.shape[1:3])):
             # += because overlapping windows (stride < k) may share a pixel
-            dx[:, rows, cols, :] += np.where(self.argmax == index, dout, 0)
+            dx[:, rows, cols, :] += _masked(dout, self.argmax == index)
         return dx
 
 
