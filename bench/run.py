@@ -4,9 +4,11 @@
 
 For each model (batch 64, one SGD training step on real MNIST batches):
 - native pycnn ms/step and PyTorch ms/step, measured alternately in the same
-  process (blocks of steps, pycnn and PyTorch taking turns), medians, and the
-  median of the paired ratios pycnn / PyTorch. PyTorch is optional: without
-  it those columns are left out.
+  process (blocks of steps, pycnn and PyTorch taking turns), their medians
+  and the ratio pycnn / PyTorch. PyTorch is optional: without it those
+  columns are left out. Both use their default threads (OpenBLAS and
+  PyTorch: one per core); OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 compares
+  them on one thread each.
 - Pyodide ms/step under Node (tools/pyodide_node.mjs, the pycnn wheel as the
   site ships it): wall time and the node process's CPU time. On a busy
   machine the CPU figure is the one to read; on an idle one they agree.
@@ -73,7 +75,7 @@ def native_steps(preset: str, x: np.ndarray, y: np.ndarray, batch: int, steps_pe
     result = {"native_ms": statistics.median(ours_ms)}
     if theirs:
         result["torch_ms"] = statistics.median(theirs_ms)
-        result["ratio"] = statistics.median(a / b for a, b in zip(ours_ms, theirs_ms))
+        result["ratio"] = result["native_ms"] / result["torch_ms"]
     return result
 
 

@@ -218,8 +218,8 @@ class MaxPool2D(Layer):
         for index, (rows, cols) in enumerate(offsets[1:], start=1):
             candidate = x[:, rows, cols, :]
             larger = candidate > out  # strictly: on ties the earlier offset keeps the maximum
-            argmax[larger] = index
-            out = np.where(larger, candidate, out)
+            argmax = np.where(larger, index, argmax)
+            out = np.where(larger, candidate, out) if PYODIDE else np.maximum(out, candidate)
         if training:
             self.x_shape, self.argmax = x.shape, argmax
         return out
