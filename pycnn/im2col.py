@@ -34,90 +34,97 @@ def output_size(size: int, kernel: int, stride: int, padding: int) -> int:
     return span // stride + 1
 
 
+def _channels_first(shape: tuple[int, int, int, int], batch_last: bool) -> tuple[int, ...]:
+    """Shape of images (N, H, W, C) held channels-first: (C, N, H, W), or (C, H, W, N)."""
+    n, h, w, c = shape
+    return (c, h, w, n) if batch_last else (c, n, h, w)
+
+
+def _pixels(i: int, j: int, stride: int, oh: int, ow: int, batch_last: bool) -> tuple[slice, ...]:
+    """Index, into channels-first images, of the pixel at kernel offset (i, j) of every patch."""
+    rows, cols, every = slice(i, i + stride * oh, stride), slice(j, j + stride * ow, stride), slice(None)
+    return (every, rows, cols, every) if batch_last else (every, every, rows, cols)
+
+
 def unfold(x: np.ndarray, kh: int, kw: int, stride: int = 1, padding: int = 0,
-           ones: bool = False) -> np.ndarray:
+           ones: bool = False, batch_last: bool = False) -> np.ndarray:
     """Every patch of ``x`` as a column: (N, H, W, C) -> (KH * KW * C, N * OH * OW).
 
-    Row ``(a, b, c)`` holds pixel ``(a, b)`` of channel ``c`` of every patch,
-    patch ``(n, i, j)`` having its top-left corner at
-    ``(i * stride - padding, j * stride - padding)`` in image ``n``. With
-    ``ones=True`` a last row of ones is added, (KH * KW * C + 1, N * OH * OW),
-    so that a product with weights whose last row is the bias adds the bias.
+    Row ``(a, b, c)`` holds pixel ``(a, b)`` of channel ``c`` of every patch;
+    patch ``(n, i, j)`` has its top-left corner at ``(i * stride - padding,
+    j * stride - padding)`` in image ``n``. The columns are the patches in the
+    order (n, i, j), or (i, j, n) with ``batch_last``. With ``ones=True`` a
+    last row of ones is added, so that a product with weights whose last row
+    is the bias adds the bias.
 
-    The copy runs over the KH * KW kernel offsets: each fills one contiguous
-    ``(C, N, OH, OW)`` slab from a strided slice of the padded, channels-first
-    images. That is several times faster than copying patch by patch, most of
-    all when C is 1 (measured in docs/PERFORMANCE.md).
+    The copy runs over the KH * KW kernel offsets: each fills KH * KW rows at
+    once from a strided slice of the padded images held channels-first,
+    (C, N, H, W) or, with ``batch_last``, (C, H, W, N). Its contiguous runs
+    are then OW numbers long, or OW * N with ``batch_last``, which makes both
+    this and :func:`fold` several times faster for images with several
+    channels (docs/PERFORMANCE.md).
     """
     n, h, w, c = x.shape
     oh = output_size(h, kh, stride, padding)
     ow = output_size(w, kw, stride, padding)
     p = padding
-    images = np.zeros((c, n, h + 2 * p, w + 2 * p), dtype=x.dtype)  # channels-first, padded
-    images[:, :, p : p + h, p : p + w] = x.transpose(3, 0, 1, 2)
+    images = np.zeros(_channels_first((n, h + 2 * p, w + 2 * p, c), batch_last), dtype=x.dtype)
+    inside = _pixels(p, p, 1, h, w, batch_last)
+    images[inside] = x.transpose(_channels_first((0, 1, 2, 3), batch_last))
     k = kh * kw * c
     cols = np.empty((k + 1 if ones else k, n * oh * ow), dtype=x.dtype)
-    slabs = cols[:k].reshape(kh, kw, c, n, oh, ow)
+    slabs = cols[:k].reshape((kh, kw) + _channels_first((n, oh, ow, c), batch_last))
     for i in range(kh):
         for j in range(kw):
-            slabs[i, j] = images[:, :, i : i + stride * oh : stride, j : j + stride * ow : stride]
+            slabs[i, j] = images[_pixels(i, j, stride, oh, ow, batch_last)]
     if ones:
         cols[k] = 1
     return cols
 
 
-def fold(
-    cols: np.ndarray,
-    x_shape: tuple[int, int, int, int],
-    kh: int,
-    kw: int,
-    stride: int = 1,
-    padding: int = 0,
-) -> np.ndarray:
+def fold(cols: np.ndarray, x_shape: tuple[int, int, int, int], kh: int, kw: int, stride: int = 1,
+         padding: int = 0, batch_last: bool = False) -> np.ndarray:
     """Adjoint of :func:`unfold`: (KH * KW * C, N * OH * OW) -> (N, H, W, C).
 
     Every patch entry is added back to the pixel it was copied from. Pixels
     shared by overlapping patches receive the sum. The loop runs over the
-    KH * KW kernel offsets, each adding one slab of all patches at once, so
-    no scatter (``np.add.at``) is needed.
+    KH * KW kernel offsets, each adding the entries at that offset of all
+    patches at once, so no scatter (``np.add.at``) is needed.
     """
     n, h, w, c = x_shape
     oh = output_size(h, kh, stride, padding)
     ow = output_size(w, kw, stride, padding)
     p = padding
-    slabs = cols.reshape(kh, kw, c, n, oh, ow)
-    images = np.zeros((c, n, h + 2 * p, w + 2 * p), dtype=cols.dtype)  # channels-first, padded
+    slabs = cols.reshape((kh, kw) + _channels_first((n, oh, ow, c), batch_last))
+    images = np.zeros(_channels_first((n, h + 2 * p, w + 2 * p, c), batch_last), dtype=cols.dtype)
     for i in range(kh):
         for j in range(kw):
-            images[:, :, i : i + stride * oh : stride, j : j + stride * ow : stride] += slabs[i, j]
-    return np.ascontiguousarray(images[:, :, p : p + h, p : p + w].transpose(1, 2, 3, 0))
+            images[_pixels(i, j, stride, oh, ow, batch_last)] += slabs[i, j]
+    inside = images[_pixels(p, p, 1, h, w, batch_last)]
+    channels_last = (3, 1, 2, 0) if batch_last else (1, 2, 3, 0)
+    return np.ascontiguousarray(inside.transpose(channels_last))
 
 
 def im2col(x: np.ndarray, kh: int, kw: int, stride: int = 1, padding: int = 0,
-           ones: bool = False) -> np.ndarray:
+           ones: bool = False, batch_last: bool = False) -> np.ndarray:
     """Patch matrix of ``x``: (N, H, W, C) -> (N * OH * OW, KH * KW * C).
 
     Row ``(n, i, j)`` holds the patch whose top-left corner is at
     ``(i * stride - padding, j * stride - padding)`` in image ``n``, in the
-    order (kernel row, kernel column, channel); ``ones=True`` appends a
+    order (kernel row, kernel column, channel); the rows are in the order
+    (n, i, j), or (i, j, n) with ``batch_last``. ``ones=True`` appends a
     column of ones. The result is the transpose of :func:`unfold`, so it is
     laid out column-major: each column is contiguous. Matrix products accept
     either layout; this one is the cheapest to fill.
     """
-    return unfold(x, kh, kw, stride, padding, ones).T
+    return unfold(x, kh, kw, stride, padding, ones, batch_last).T
 
 
-def col2im(
-    cols: np.ndarray,
-    x_shape: tuple[int, int, int, int],
-    kh: int,
-    kw: int,
-    stride: int = 1,
-    padding: int = 0,
-) -> np.ndarray:
+def col2im(cols: np.ndarray, x_shape: tuple[int, int, int, int], kh: int, kw: int, stride: int = 1,
+           padding: int = 0, batch_last: bool = False) -> np.ndarray:
     """Adjoint of :func:`im2col`: (N * OH * OW, KH * KW * C) -> (N, H, W, C).
 
     Every patch entry is added back to the pixel it was copied from; pixels
     shared by overlapping patches receive the sum (see :func:`fold`).
     """
-    return fold(cols.T, x_shape, kh, kw, stride, padding)
+    return fold(cols.T, x_shape, kh, kw, stride, padding, batch_last)

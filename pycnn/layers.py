@@ -102,6 +102,12 @@ class Conv2D(Layer):
         fan_in = kh * kw * in_ch
         self.W = Param(he_normal(rng, (kh, kw, in_ch, out_ch), fan_in), "W")
         self.b = Param(np.zeros(out_ch), "b")
+        # Patches of images with several channels are ordered position by
+        # position, images innermost: im2col and col2im then copy long
+        # contiguous runs, several times faster (docs/PERFORMANCE.md). With
+        # one channel the image-by-image order is as quick and needs no
+        # reordering of the output.
+        self.batch_last = in_ch > 1
 
     def params(self) -> list[Param]:
         return [self.W, self.b]
@@ -123,20 +129,21 @@ class Conv2D(Layer):
         # The patches get a last column of ones and the weights a last row
         # holding the bias: one product then adds the bias, and in backward
         # the same product's last row is the bias gradient.
-        cols = im2col(x, self.kh, self.kw, self.stride, self.padding, ones=True)  # (N*OH*OW, K + 1)
+        cols = im2col(x, self.kh, self.kw, self.stride, self.padding, ones=True,
+                      batch_last=self.batch_last)  # (N*OH*OW, K + 1)
         w = np.concatenate([self.W.value.reshape(-1, f), self.b.value[None]])  # (K + 1, F)
         if not PYODIDE:
-            out = cols @ w
+            rows = cols @ w
         else:
-            # out.T[f] = sum over k of w[k, f] * cols.T[k]: rows of N*OH*OW numbers
-            out = np.ascontiguousarray(np.einsum("mk,kf->fm", cols, w).T)
+            # rows.T[f] = sum over k of w[k, f] * cols.T[k]: rows of N*OH*OW numbers
+            rows = np.einsum("mk,kf->fm", cols, w).T
         if training:
             self.x_shape, self.cols = x.shape, cols
-        return out.reshape(n, oh, ow, f)
+        return self._images(rows, n, oh, ow)
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         f = self.out_ch
-        dz = dout.reshape(-1, f)  # (N*OH*OW, F)
+        dz = self._rows(dout)  # (N*OH*OW, F)
         if not PYODIDE:
             dw = self.cols.T @ dz  # (K + 1, F)
         else:
@@ -153,7 +160,20 @@ class Conv2D(Layer):
             dcols = (w @ dz.T).T
         else:
             dcols = np.einsum("kf,fm->km", w, dz_t).T
-        return col2im(dcols, self.x_shape, self.kh, self.kw, self.stride, self.padding)
+        return col2im(dcols, self.x_shape, self.kh, self.kw, self.stride, self.padding,
+                      batch_last=self.batch_last)
+
+    def _images(self, rows: np.ndarray, n: int, oh: int, ow: int) -> np.ndarray:
+        """One row per patch (N*OH*OW, F), in im2col's order -> contiguous (N, OH, OW, F)."""
+        if self.batch_last:  # rows in the order (i, j, n)
+            return np.ascontiguousarray(rows.reshape(oh, ow, n, -1).transpose(2, 0, 1, 3))
+        return np.ascontiguousarray(rows.reshape(n, oh, ow, -1))
+
+    def _rows(self, images: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`_images`: (N, OH, OW, F) -> (N*OH*OW, F) in im2col's order."""
+        if self.batch_last:
+            images = images.transpose(1, 2, 0, 3)
+        return images.reshape(-1, images.shape[-1])
 
 
 def _masked(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
