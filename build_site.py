@@ -392,7 +392,7 @@ class SiteServer(http.server.ThreadingHTTPServer):
     """A browser that drops a download (a reload while the page loads) is not an error."""
 
     def handle_error(self, request, client_address) -> None:
-        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+        if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)
 
 

@@ -65,14 +65,6 @@ def server(site_root):
     quiet = os.environ.get("PYCNN_SERVE_QUIET")
     os.environ["PYCNN_SERVE_QUIET"] = "1"
     httpd = build_site.make_server(site_root, port=0)
-    server_handle_error = httpd.handle_error
-
-    def handle_error(request, client_address):
-        # A page closed mid-download (the broken site fails fast) resets its connections.
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            server_handle_error(request, client_address)
-
-    httpd.handle_error = handle_error
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"

@@ -21,6 +21,7 @@ import pytest
 from playwright import sync_api as playwright_api
 
 import pycnn
+from test_browser import inked_pixels
 
 pytestmark = pytest.mark.browser
 
@@ -58,19 +59,6 @@ def canvas_stats(page, selector: str) -> list[dict]:
 def snapshot(page, selector: str) -> str:
     """The pixels of every canvas matching `selector`, as one string to compare."""
     return page.evaluate("sel => [...document.querySelectorAll(sel)].map(c => c.toDataURL()).join()", selector)
-
-
-def inked_pixels(page, selector: str) -> int:
-    return page.evaluate(
-        """sel => {
-            const c = document.querySelector(sel);
-            const data = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
-            let n = 0;
-            for (let i = 3; i < data.length; i += 4) if (data[i] !== 0) n++;
-            return n;
-        }""",
-        selector,
-    )
 
 
 def wait_for_evaluation(page, model_words: str) -> float:

@@ -16,7 +16,6 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 import zipfile
@@ -36,12 +35,9 @@ def sha256(path: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def site(tmp_path_factory) -> Path:
-    if not (NODE / "pyodide").is_dir():
-        pytest.fail("node_modules/pyodide not found: run `npm ci` in the repository root", pytrace=False)
-    out = tmp_path_factory.mktemp("site") / "site"
-    build_site.build(out)
-    return out
+def site(site_root) -> Path:
+    """The site built once per session by conftest's site_root fixture."""
+    return site_root / "app"
 
 
 @pytest.fixture(scope="session")
@@ -221,15 +217,8 @@ def test_rebuild_is_incremental(site, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def served(site):
-    os.environ["PYCNN_SERVE_QUIET"] = "1"
-    httpd = build_site.make_server(site, port=0)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(5)
+def served(server):
+    return f"{server}/app/"
 
 
 @pytest.mark.parametrize("path, mime", [
