@@ -57,7 +57,7 @@ def unfold(x: np.ndarray, kh: int, kw: int, stride: int = 1, padding: int = 0,
     last row of ones is added, so that a product with weights whose last row
     is the bias adds the bias.
 
-    The copy runs over the KH * KW kernel offsets: each fills KH * KW rows at
+    The copy runs over the KH * KW kernel offsets: each fills its C rows at
     once from a strided slice of the padded images held channels-first,
     (C, N, H, W) or, with ``batch_last``, (C, H, W, N). Its contiguous runs
     are then OW numbers long, or OW * N with ``batch_last``, which makes both
@@ -69,8 +69,8 @@ def unfold(x: np.ndarray, kh: int, kw: int, stride: int = 1, padding: int = 0,
     ow = output_size(w, kw, stride, padding)
     p = padding
     images = np.zeros(_channels_first((n, h + 2 * p, w + 2 * p, c), batch_last), dtype=x.dtype)
-    inside = _pixels(p, p, 1, h, w, batch_last)
-    images[inside] = x.transpose(_channels_first((0, 1, 2, 3), batch_last))
+    channels_first = (3, 1, 2, 0) if batch_last else (3, 0, 1, 2)
+    images[_pixels(p, p, 1, h, w, batch_last)] = x.transpose(channels_first)
     k = kh * kw * c
     cols = np.empty((k + 1 if ones else k, n * oh * ow), dtype=x.dtype)
     slabs = cols[:k].reshape((kh, kw) + _channels_first((n, oh, ow, c), batch_last))
