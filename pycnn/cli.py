@@ -68,6 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--optimizer", choices=list(OPTIMIZERS), default="sgd", help="optimizer (default sgd)")
     train.add_argument("--momentum", type=float, default=0.9, help="momentum coefficient (default 0.9)")
     train.add_argument("--weight_decay", type=float, default=0.0, help="L2 weight decay (default 0)")
+    train.add_argument("--lr_decay", type=float, default=1.0,
+                       help="multiply the learning rate by this after every epoch (default 1: constant)")
     train.add_argument("--seed", type=int, default=0, help="random seed for weights and shuffling (default 0)")
     train.add_argument("--limit", type=_positive_int, default=None, help="train on the first N images only")
     train.add_argument("--save", default=None, metavar="PATH", help="save the trained model (.npz)")
@@ -133,7 +135,8 @@ def train(args: argparse.Namespace) -> int:
     _check_data(model, x_train, y_train)
     optimizer = make_optimizer(args.optimizer, model.params(), args.lr, args.momentum, args.weight_decay)
     trainer = Trainer(model, x_train, y_train, x_test, y_test, optimizer=optimizer,
-                      batch_size=args.minibatch_size, epochs=args.epochs, seed=args.seed)
+                      batch_size=args.minibatch_size, epochs=args.epochs, seed=args.seed,
+                      lr_decay=args.lr_decay)
     print(f"pycnn: {args.model} model, {sum(p.value.size for p in model.params()):,} parameters; "
           f"{args.optimizer} lr={args.lr:g}, batch {args.minibatch_size}; "
           f"{len(x_train):,} training and {len(x_test):,} test images", flush=True)

@@ -38,13 +38,14 @@ class Trainer:
     Each epoch visits the training set once in a fresh random order drawn
     from ``seed``; the last batch of an epoch may be smaller. After each
     epoch the test set (if given) is evaluated in chunks of
-    ``eval_batch_size`` images.
+    ``eval_batch_size`` images, and the optimizer's learning rate is
+    multiplied by ``lr_decay`` (1 keeps it constant).
     """
 
     def __init__(self, model: Sequential, x_train: np.ndarray, y_train: np.ndarray,
                  x_test: np.ndarray | None = None, y_test: np.ndarray | None = None, *,
                  optimizer: Optimizer, batch_size: int = 64, epochs: int = 1, seed: int = 0,
-                 eval_batch_size: int = 500) -> None:
+                 eval_batch_size: int = 500, lr_decay: float = 1.0) -> None:
         _check_dataset(x_train, y_train, "training set")
         if x_test is not None:
             _check_dataset(x_test, y_test, "test set")
@@ -54,7 +55,9 @@ class Trainer:
             raise ValueError(f"evaluation batch size must be a whole number >= 1, got {eval_batch_size!r}")
         if int(epochs) != epochs or epochs < 1:
             raise ValueError(f"epochs must be a whole number >= 1, got {epochs!r}")
-        self.model, self.optimizer = model, optimizer
+        if not 0 < lr_decay <= 1:
+            raise ValueError(f"lr_decay must be in (0, 1], got {lr_decay!r}")
+        self.model, self.optimizer, self.lr_decay = model, optimizer, float(lr_decay)
         self.x_train, self.y_train = x_train, np.asarray(y_train)
         self.x_test, self.y_test = x_test, None if y_test is None else np.asarray(y_test)
         self.batch_size, self.epochs = int(batch_size), int(epochs)
@@ -154,6 +157,7 @@ class Trainer:
 
     def _finish_epoch(self) -> Event:
         self.epoch += 1
+        self.optimizer.lr *= self.lr_decay
         test_accuracy = None if self.x_test is None else self._test_correct / len(self.x_test)
         event = {"kind": "epoch", "epoch": self.epoch, "loss": self._loss_sum / self._seen,
                  "train_accuracy": self._correct / self._seen, "test_accuracy": test_accuracy,
@@ -172,17 +176,18 @@ def fit(model: Sequential, x_train: np.ndarray, y_train: np.ndarray,
         x_test: np.ndarray | None = None, y_test: np.ndarray | None = None, epochs: int = 1,
         batch_size: int = 64, optimizer: str | Optimizer = "sgd", lr: float = 0.01, seed: int = 0,
         callback: Callable[[Event], None] | None = None, momentum: float = 0.9,
-        weight_decay: float = 0.0) -> list[Event]:
+        weight_decay: float = 0.0, lr_decay: float = 1.0) -> list[Event]:
     """Train ``model`` for ``epochs`` epochs; returns the per-epoch events.
 
     ``optimizer`` is an :class:`Optimizer` or a name (``"sgd"``, ``"momentum"``,
     ``"adam"``) built with ``lr``, ``momentum`` and ``weight_decay``.
-    ``callback`` receives every event: one per step, one per epoch.
+    ``callback`` receives every event: one per step, one per epoch. The
+    learning rate is multiplied by ``lr_decay`` after every epoch.
     """
     if isinstance(optimizer, str):
         optimizer = make_optimizer(optimizer, model.params(), lr, momentum, weight_decay)
     trainer = Trainer(model, x_train, y_train, x_test, y_test, optimizer=optimizer,
-                      batch_size=batch_size, epochs=epochs, seed=seed)
+                      batch_size=batch_size, epochs=epochs, seed=seed, lr_decay=lr_decay)
     history = []
     while not trainer.done:
         for event in trainer.run(max_steps=trainer.steps_per_epoch):

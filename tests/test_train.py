@@ -150,6 +150,19 @@ def test_events_carry_losses_and_accuracies():
     assert epoch["seconds"] > 0
 
 
+def test_learning_rate_decays_after_each_epoch():
+    model = tiny_model()
+    optimizer = SGD(model.params(), lr=0.08)
+    trainer = make_trainer(model, optimizer=optimizer, epochs=3, lr_decay=0.5)
+    rates = []
+    while not trainer.done:
+        trainer.run(max_steps=1)
+        rates.append(optimizer.lr)
+    steps = trainer.steps_per_epoch
+    assert rates[0] == 0.08 and rates[steps - 1] == 0.04 and rates[2 * steps - 1] == 0.02
+    assert rates[-1] == 0.01
+
+
 def test_without_a_test_set_the_epoch_has_no_test_accuracy():
     x, y, _, _ = tiny_data()
     model = tiny_model()
@@ -226,6 +239,8 @@ def test_fit_accepts_an_optimizer_or_a_name():
     (dict(batch_size=2.5), "batch size must be a whole number >= 1"),
     (dict(epochs=0), "epochs must be a whole number >= 1, got 0"),
     (dict(eval_batch_size=0), "evaluation batch size must be a whole number >= 1, got 0"),
+    (dict(lr_decay=0), r"lr_decay must be in \(0, 1\], got 0"),
+    (dict(lr_decay=1.5), r"lr_decay must be in \(0, 1\], got 1.5"),
 ])
 def test_trainer_rejects_bad_settings(kwargs, message):
     with pytest.raises(ValueError, match=message):
