@@ -19,9 +19,9 @@ def torch_model(preset: str) -> nn.Module:
         return nn.Sequential(nn.Conv2d(1, 32, 7, 1, 1), nn.ReLU(), nn.Flatten(), nn.Linear(24 * 24 * 32, 10))
     if preset == "lenet":  # (Conv 5x5 -> ReLU -> MaxPool 2) x 2 -> Dense 128 -> ReLU -> Dense 10
         return nn.Sequential(
-            nn.Conv2d(1, 8, 5, 1, 2), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(8, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(5 * 5 * 16, 128), nn.ReLU(), nn.Linear(128, 10))
+            nn.Conv2d(1, 16, 5, 1, 2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 5), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(5 * 5 * 32, 128), nn.ReLU(), nn.Linear(128, 10))
     raise ValueError(f"no PyTorch version of preset {preset!r}")
 
 

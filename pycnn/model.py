@@ -186,7 +186,7 @@ def seed_model(n_filter: int = 32, h_filter: int = 7, w_filter: int = 7, stride:
                       (img_height, img_width, num_channel), {"name": "seed", "hparams": hparams})
 
 
-def lenet_model(c1: int = 8, c2: int = 16, hidden: int = 128, num_class: int = 10,
+def lenet_model(c1: int = 16, c2: int = 32, hidden: int = 128, num_class: int = 10,
                 num_channel: int = 1, img_height: int = 28, img_width: int = 28,
                 seed: int | None = 0) -> Sequential:
     """LeNet-style: (Conv 5x5 -> ReLU -> MaxPool 2) x 2 -> Dense -> ReLU -> Dense.

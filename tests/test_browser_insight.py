@@ -84,11 +84,11 @@ def test_views_show_filters_maps_evaluation_and_training_data(visit):
     visit.open_ready()
     page = visit.page
 
-    # Filters of the pretrained LeNet: 8 of 5x5, each with several grey levels.
+    # Filters of the pretrained LeNet: 16 of 5x5, each with several grey levels.
     page.wait_for_function("document.querySelectorAll('#filters canvas').length > 0", timeout=10_000)
     filters = canvas_stats(page, "#filters canvas")
-    assert len(filters) == 8 and all(f["levels"] > 3 for f in filters), filters
-    assert "conv1 · 8 filters 5×5" in page.locator("#filters-caption").inner_text()
+    assert len(filters) == 16 and all(f["levels"] > 3 for f in filters), filters
+    assert "conv1 · 16 filters 5×5" in page.locator("#filters-caption").inner_text()
 
     # Training data: 48 digits with their labels.
     page.wait_for_function("document.querySelectorAll('#dataset .tile').length === 48", timeout=10_000)
@@ -96,15 +96,15 @@ def test_views_show_filters_maps_evaluation_and_training_data(visit):
     assert len(labels) == 48 and all(re.fullmatch(r"\d", t) for t in labels), labels
     assert all(s["max"] > 200 for s in canvas_stats(page, "#dataset canvas"))
 
-    # Feature maps follow the drawing: conv1 (8 maps 28x28) and conv2 (16 maps 10x10) after ReLU.
+    # Feature maps follow the drawing: conv1 (16 maps 28x28) and conv2 (32 maps 10x10) after ReLU.
     assert page.locator("#maps canvas").count() == 0
     draw_zero(page)
     playwright_api.expect(page.locator("#prediction")).to_have_text("0", timeout=15_000)
-    page.wait_for_function("document.querySelectorAll('#maps canvas').length === 24", timeout=10_000)
+    page.wait_for_function("document.querySelectorAll('#maps canvas').length === 48", timeout=10_000)
     names = page.locator("#maps .map-name").all_inner_texts()
-    assert names == ["conv1 → relu1 · 8 maps 28×28", "conv2 → relu2 · 16 maps 10×10"]
+    assert names == ["conv1 → relu1 · 16 maps 28×28", "conv2 → relu2 · 32 maps 10×10"]
     maps = canvas_stats(page, "#maps canvas")
-    assert sum(m["levels"] > 1 for m in maps) >= 12, maps  # most maps respond to a 0
+    assert sum(m["levels"] > 1 for m in maps) >= 24, maps  # most maps respond to a 0
 
     # Evaluation of the pretrained model on the 10,000 test images.
     accuracy = wait_for_evaluation(page, "pretrained lenet")

@@ -51,10 +51,10 @@ def test_seed_preset_hyperparameters():
 
 def test_lenet_preset_shapes_and_parameters():
     model = build_model("lenet")
-    assert model.shapes == [(28, 28, 8), (28, 28, 8), (14, 14, 8), (10, 10, 16), (10, 10, 16),
-                            (5, 5, 16), (400,), (128,), (128,), (10,)]
-    # conv1 5*5*1*8 + 8, conv2 5*5*8*16 + 16, dense1 400*128 + 128, dense2 128*10 + 10
-    assert count(model) == 208 + 3216 + 51328 + 1290
+    assert model.shapes == [(28, 28, 16), (28, 28, 16), (14, 14, 16), (10, 10, 32), (10, 10, 32),
+                            (5, 5, 32), (800,), (128,), (128,), (10,)]
+    # conv1 5*5*1*16 + 16, conv2 5*5*16*32 + 32, dense1 800*128 + 128, dense2 128*10 + 10
+    assert count(model) == 416 + 12832 + 102528 + 1290
     assert model.forward(np.zeros((2, 28, 28, 1), dtype=np.float32)).shape == (2, 10)
 
 
@@ -116,7 +116,7 @@ def test_lenet_backward_skips_only_the_input_gradient(monkeypatch):
     monkeypatch.setattr(pycnn.layers, "col2im", spy)
     model.backward(np.ones_like(model.forward(model.as_images(images(2)))))
     assert (2, 28, 28, 1) not in shapes  # no gradient for the images
-    assert (2, 14, 14, 8) in shapes      # but conv2 passes its input gradient back
+    assert (2, 14, 14, 16) in shapes     # but conv2 passes its input gradient back
 
 
 # -- predictions ---------------------------------------------------------------
