@@ -45,15 +45,15 @@ def cases() -> dict:
     xp = np.pad(x, ((0, 0), (PAD, PAD), (PAD, PAD), (0, 0)))
     sn, sh, sw, sc = xp.strides
     windows = np.lib.stride_tricks.as_strided(xp, (N, OH, OH, KS, KS, 1), (sn, sh, sw, sh, sw, sc))
-    x2 = rng.random((N, 14, 14, 8), dtype=np.float32)  # lenet's second convolution: C = 8
+    x2 = rng.random((N, 14, 14, 16), dtype=np.float32)  # lenet's second convolution: C = 16
     cols2, cols2_last = unfold(x2, 5, 5), unfold(x2, 5, 5, batch_last=True)
     return {
         "patches: as_strided view copied to (M, K)": lambda: windows.reshape(M, K),
         "patches: unfold, 49 slice copies to (K, M)": lambda: unfold(x, KS, KS, 1, PAD),
-        "patches, C=8: unfold, patches (n, i, j)": lambda: unfold(x2, 5, 5),
-        "patches, C=8: unfold, patches (i, j, n)": lambda: unfold(x2, 5, 5, batch_last=True),
-        "adjoint, C=8: fold, patches (n, i, j)": lambda: fold(cols2, x2.shape, 5, 5),
-        "adjoint, C=8: fold, patches (i, j, n)": lambda: fold(cols2_last, x2.shape, 5, 5, batch_last=True),
+        "patches, C=16: unfold, patches (n, i, j)": lambda: unfold(x2, 5, 5),
+        "patches, C=16: unfold, patches (i, j, n)": lambda: unfold(x2, 5, 5, batch_last=True),
+        "adjoint, C=16: fold, patches (n, i, j)": lambda: fold(cols2, x2.shape, 5, 5),
+        "adjoint, C=16: fold, patches (i, j, n)": lambda: fold(cols2_last, x2.shape, 5, 5, batch_last=True),
         "conv forward: cols @ w, cols (M, K) row-major": lambda: cols @ w,
         "conv forward: cols_t.T @ w": lambda: cols_t.T @ w,
         "conv forward: einsum mk,fk->mf (cols, w_t)": lambda: np.einsum("mk,fk->mf", cols, w_t),

@@ -1,7 +1,8 @@
 """The pycnn presets rebuilt in PyTorch, for a side-by-side step time (optional).
 
-PyTorch is channels-first, (N, C, H, W); the layers, sizes and the SGD step
-match pycnn's presets exactly, so both sides do the same arithmetic.
+PyTorch is channels-first, (N, C, H, W); the layers and their sizes are read
+from the pycnn preset itself and the SGD step is the same, so both sides do
+the same arithmetic whatever the presets become.
 """
 
 from __future__ import annotations
@@ -10,19 +11,30 @@ import numpy as np
 import torch
 from torch import nn
 
+import pycnn
+
 from .steps import BATCHES
 
 
 def torch_model(preset: str) -> nn.Module:
-    """The same architecture as ``pycnn.build_model(preset)`` with default settings."""
-    if preset == "seed":  # Conv 32@7x7 s1 p1 -> ReLU -> Dense 18432 -> 10
-        return nn.Sequential(nn.Conv2d(1, 32, 7, 1, 1), nn.ReLU(), nn.Flatten(), nn.Linear(24 * 24 * 32, 10))
-    if preset == "lenet":  # (Conv 5x5 -> ReLU -> MaxPool 2) x 2 -> Dense 128 -> ReLU -> Dense 10
-        return nn.Sequential(
-            nn.Conv2d(1, 16, 5, 1, 2), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 5), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(5 * 5 * 32, 128), nn.ReLU(), nn.Linear(128, 10))
-    raise ValueError(f"no PyTorch version of preset {preset!r}")
+    """The same architecture as ``pycnn.build_model(preset)``, layer by layer from its configs."""
+    layers = []
+    for config in pycnn.build_model(preset).architecture()["layers"]:
+        kind = config["type"]
+        if kind == "Conv2D":
+            layers.append(nn.Conv2d(config["in_ch"], config["out_ch"], (config["kh"], config["kw"]),
+                                    config["stride"], config["padding"]))
+        elif kind == "ReLU":
+            layers.append(nn.ReLU())
+        elif kind == "MaxPool2D":
+            layers.append(nn.MaxPool2d(config["k"], config["stride"]))
+        elif kind == "Flatten":  # flattens channels first, pycnn channels last: same work
+            layers.append(nn.Flatten())
+        elif kind == "Dense":
+            layers.append(nn.Linear(config["in_features"], config["out_features"]))
+        else:
+            raise ValueError(f"no PyTorch counterpart for pycnn layer {kind!r}")
+    return nn.Sequential(*layers)
 
 
 class TorchStep:
