@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-memory", action="store_true", help="skip the full-epoch memory runs")
     parser.add_argument("--profile", action="store_true", help="also time every layer (native and Pyodide)")
     parser.add_argument("--time-to-accuracy", action="store_true",
-                        help=f"also train until test accuracy >= {TARGET_ACCURACY} (about 2 minutes)")
+                        help=f"also train until test accuracy >= {TARGET_ACCURACY}, as the page does (about a minute)")
     parser.add_argument("--tta-config", type=json.loads, default=TTA_CONFIG,
                         help=f"pycnn.web training settings for --time-to-accuracy (JSON; default {json.dumps(TTA_CONFIG)})")
     args = parser.parse_args(argv)
