@@ -14,7 +14,6 @@ can wrap that slice in an ``ImageData(W, H)`` as it is; RGBA images are grey
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Iterable, Sequence
 
