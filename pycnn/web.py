@@ -387,8 +387,9 @@ def _finish(run: _Run) -> dict:
     return _activate(model, _model_info(model, "trained", last["test_accuracy"], last["epoch"]))
 
 
-def train_slice(max_seconds: float = 0.2) -> dict:
-    """Train for about ``max_seconds`` (at least one step or test chunk).
+def train_slice(max_seconds: float = 0.2, max_steps: int | None = None) -> dict:
+    """Train for about ``max_seconds`` (at least one step or test chunk), and at
+    most ``max_steps`` training steps when given (the page sets only the time).
 
     Returns {"events": [...] (the Trainer's step and epoch dicts), "chart":
     [{"x": epochs done, "loss": moving average of step losses, "accuracy":
@@ -402,7 +403,7 @@ def train_slice(max_seconds: float = 0.2) -> dict:
         raise ValueError("no training run: call start_training first")
     start = time.perf_counter()
     try:
-        events = [_plain(e) for e in run.trainer.run(max_seconds=float(max_seconds))]
+        events = [_plain(e) for e in run.trainer.run(max_steps, max_seconds=float(max_seconds))]
     except DivergedError as e:
         run.seconds += time.perf_counter() - start
         _state.run = None

@@ -348,9 +348,9 @@ def test_read_model_file_refuses_other_npz_and_models():
 
 def test_model_summary():
     s = model_summary(pycnn.build_model("lenet", seed=0))
-    assert s["name"] == "lenet" and s["hparams"]["c1"] == 8 and s["num_classes"] == 10
-    assert s["layers"][0] == {"name": "conv1", "type": "Conv2D", "output_shape": [28, 28, 8],
-                              "params": 5 * 5 * 8 + 8}
+    assert s["name"] == "lenet" and s["hparams"]["c1"] == 16 and s["num_classes"] == 10
+    assert s["layers"][0] == {"name": "conv1", "type": "Conv2D", "output_shape": [28, 28, 16],
+                              "params": 5 * 5 * 16 + 16}
     assert s["params"] == sum(p.value.size for p in pycnn.build_model("lenet").params())
     assert_plain(s)
 

@@ -72,7 +72,7 @@ def trained_lenet(mnist_bytes):
     web.start_training({"preset": "lenet", "optimizer": "adam", "lr": 0.002, "batch_size": 32, "epochs": 1})
     slices = []
     while not slices or not slices[-1]["done"]:
-        slices.append(web.train_slice(0.5))
+        slices.append(web.train_slice(5, max_steps=10))  # a few slices, however fast the machine
         assert len(slices) < 1000
     model = web.model_bytes()
     web.reset()
@@ -277,7 +277,7 @@ def test_train_slice_needs_a_run(loaded):
 
 def test_stop_before_an_epoch_keeps_the_previous_model(loaded):
     web.start_training({"train_size": 1000, "batch_size": 50})
-    web.train_slice(0.01)
+    web.train_slice(1, max_steps=1)
     out = web.stop()
     assert out == {"kept": False, "model": web.model_info()} and out["model"]["source"] == "pretrained"
     with pytest.raises(ValueError, match="no training run"):
@@ -369,7 +369,7 @@ def test_predict_with_maps_adds_each_convolutions_feature_maps(loaded, mnist):
     out = web.predict(*canvas_from_digit(x_test[0]), with_maps=True)
     assert [m["layer"] for m in out["maps"]] == ["conv1", "conv2"]
     assert [m["activation"] for m in out["maps"]] == ["relu1", "relu2"]
-    assert [(m["count"], m["height"], m["width"]) for m in out["maps"]] == [(8, 28, 28), (16, 10, 10)]
+    assert [(m["count"], m["height"], m["width"]) for m in out["maps"]] == [(16, 28, 28), (32, 10, 10)]
     assert all(len(m["pixels"]) == m["count"] * m["height"] * m["width"] * 4 for m in out["maps"])
     assert is_plain(out)
     assert {k: out[k] for k in ("digit", "probs", "image")} == web.predict(*canvas_from_digit(x_test[0]))
@@ -378,11 +378,11 @@ def test_predict_with_maps_adds_each_convolutions_feature_maps(loaded, mnist):
 
 def test_filters_show_the_model_being_trained(loaded):
     before = web.filters()
-    assert (before["layer"], before["count"], before["height"], before["width"]) == ("conv1", 8, 5, 5)
+    assert (before["layer"], before["count"], before["height"], before["width"]) == ("conv1", 16, 5, 5)
     web.start_training({"preset": "seed", "n_filter": 4, "filter_size": 3, "train_size": 200, "batch_size": 50})
     during = web.filters()
     assert (during["count"], during["height"]) == (4, 3)
-    web.train_slice(0.01)
+    web.train_slice(1, max_steps=1)
     assert web.filters()["pixels"] != during["pixels"]  # one Adam step moves every weight
     web.stop()
     assert web.filters() == before  # nothing finished: the active model's filters again
@@ -397,7 +397,7 @@ def test_chart_puts_runs_one_after_another(loaded):
         pass
     second = web.start_training({"preset": "seed", "n_filter": 4, "train_size": 300, "batch_size": 100})
     assert second["chart_end"] == 4 + 3
-    web.train_slice(0.01)
+    web.train_slice(1, max_steps=1)
     web.stop()
     series = web.chart()
     assert is_plain(series)
