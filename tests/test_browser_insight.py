@@ -148,7 +148,7 @@ def test_views_show_filters_maps_evaluation_and_training_data(visit):
 def test_training_updates_filters_and_chart_and_the_model_is_kept(visit, tmp_path, mnist):
     visit.open_ready()
     page = visit.page
-    page.wait_for_function("document.querySelectorAll('#filters canvas').length === 8", timeout=10_000)
+    page.wait_for_function("document.querySelectorAll('#filters canvas').length === 16", timeout=10_000)
     pretrained_filters = snapshot(page, "#filters canvas")
     chart_before = inked_pixels(page, "#chart")
     page.locator("#train_size").select_option("1000")
