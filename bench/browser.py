@@ -1,0 +1,127 @@
+"""Training in the real page: time to a test accuracy and the tab's memory, in headless Chromium.
+
+``python -m bench.browser`` builds the site, serves it on localhost, opens it in Debian's
+Chromium, sets the Train form the way a visitor would, presses Train and reports:
+
+- seconds from pressing Train to the first epoch whose test accuracy reaches ``--target``;
+- the page's own images/s while training (and so ms per step at the chosen batch size);
+- the peak resident memory of the tab's renderer process (page and worker), and of all
+  Chromium processes together (PSS).
+
+Not part of the test suite: it times things. Needs the test extras (Playwright) and
+/usr/bin/chromium.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+# The fastest settings found for 0.977 (see docs/PERFORMANCE.md): one epoch of the one-layer model at stride 2.
+FASTEST = {"preset": "seed", "optimizer": "adam", "lr": "0.002", "batch_size": "64", "epochs": "2",
+           "train_size": "60000", "n_filter": "32", "filter_size": "7", "stride": "2", "padding": "3"}
+
+
+def chromium_memory_mb() -> tuple[float, float]:
+    """(largest RSS of one Chromium process, PSS of all Chromium processes), in MB.
+
+    The page and its worker live in one renderer process, so the first is the
+    tab's own footprint; PSS shares common pages fairly, so the second is
+    what the whole browser costs the machine.
+    """
+    largest = total_pss = 0
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if not (proc / "comm").read_text().startswith("chrom"):
+                continue
+            rss = next(int(line.split()[1]) for line in (proc / "status").read_text().splitlines()
+                       if line.startswith("VmRSS:"))
+            pss = next(int(line.split()[1]) for line in (proc / "smaps_rollup").read_text().splitlines()
+                       if line.startswith("Pss:"))
+        except (OSError, StopIteration):
+            continue
+        largest, total_pss = max(largest, rss), total_pss + pss
+    return largest / 1024, total_pss / 1024
+
+
+def fill_form(page, settings: dict) -> None:
+    for name in ("preset", "optimizer", "batch_size", "train_size"):
+        page.select_option(f"#train-form [name={name}]", settings[name])
+    for name in ("lr", "epochs", "n_filter", "filter_size", "stride", "padding"):
+        field = page.locator(f"#train-form [name={name}]")
+        if field.evaluate("e => e.tagName") == "SELECT":
+            field.select_option(settings[name])
+        else:
+            field.fill(settings[name])
+
+
+def measure(settings: dict, target: float, timeout_s: float) -> dict:
+    import build_site
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory() as tmp:
+        site = Path(tmp) / "site"
+        build_site.build(site)
+        server = build_site.make_server(site, port=0)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            start = time.monotonic()
+            page.goto(url)
+            page.wait_for_function("document.body.dataset.state === 'ready'", timeout=120_000)
+            ready = time.monotonic() - start
+            fill_form(page, settings)
+            page.click("#train")
+            start, tab, browser_pss, reached, speed = time.monotonic(), 0.0, 0.0, None, None
+            accuracy = None
+            while time.monotonic() - start < timeout_s:
+                one, total = chromium_memory_mb()
+                tab, browser_pss = max(tab, one), max(browser_pss, total)
+                text = page.inner_text("#test-accuracy").strip()
+                speed = page.inner_text("#progress-speed") or speed
+                try:
+                    accuracy = float(text)
+                except ValueError:
+                    accuracy = None
+                if accuracy is not None and accuracy >= target:
+                    reached = time.monotonic() - start
+                    break
+                if page.evaluate("document.body.dataset.state") != "training":
+                    break
+                time.sleep(0.25)
+            page.click("#stop") if page.evaluate("document.body.dataset.state") == "training" else None
+            browser.close()
+        server.shutdown()
+    return {"settings": settings, "target": target, "ready_seconds": round(ready, 1),
+            "seconds_to_target": None if reached is None else round(reached, 1),
+            "test_accuracy": accuracy, "progress_text": speed,
+            "peak_tab_rss_mb": round(tab), "peak_browser_pss_mb": round(browser_pss)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--target", type=float, default=0.977)
+    parser.add_argument("--timeout", type=float, default=300, help="seconds before giving up")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a form field, e.g. --set preset=lenet")
+    args = parser.parse_args(argv)
+    settings = dict(FASTEST)
+    for item in args.set:
+        name, _, value = item.partition("=")
+        settings[name] = value
+    print(json.dumps(measure(settings, args.target, args.timeout)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
