@@ -55,7 +55,8 @@ def chromium_memory_mb() -> tuple[float, float]:
 def fill_form(page, settings: dict) -> None:
     for name in ("preset", "optimizer", "batch_size", "train_size"):
         page.select_option(f"#train-form [name={name}]", settings[name])
-    for name in ("lr", "epochs", "n_filter", "filter_size", "stride", "padding"):
+    knobs = ("n_filter", "filter_size", "stride", "padding") if settings["preset"] == "seed" else ()
+    for name in ("lr", "epochs", *knobs):
         field = page.locator(f"#train-form [name={name}]")
         if field.evaluate("e => e.tagName") == "SELECT":
             field.select_option(settings[name])
