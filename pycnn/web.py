@@ -32,7 +32,6 @@ MAX_CANVAS = 4096  # pixels per side accepted by predict
 # A step must stay well under a second in the browser (no BLAS, one thread) so
 # Stop is heard quickly: multiply-adds per image (forward) times batch size.
 MAX_STEP_MACS = 300e6
-LOSS_SMOOTHING = 0.9  # the chart's loss: moving average over about 10 steps
 HISTORY_SMOOTHING = 0.95  # the history chart's smoothed loss: about 20 steps, beside the raw losses
 CHART_POINTS = 1000  # at most this many points per loss series sent to the page
 EVAL_BATCH = 250  # test images per evaluation chunk: about 0.1 s for LeNet in the browser
@@ -58,19 +57,6 @@ class _Run:
         self.phase = "train"    # "train" or "test" (evaluating after an epoch)
         self.snapshot: bytes | None = None  # weights after the last finished epoch
         self.last_epoch: dict | None = None
-        self.loss_avg = 0.0     # exponential moving average of step losses (biased)
-        self.loss_steps = 0
-
-    def smoothed_loss(self, losses: list[float]) -> float:
-        """Fold step losses into the moving average; return it, bias-corrected.
-
-        Single batch losses jump by an order of magnitude from step to step;
-        averaging over about ten steps shows the trend without lagging far.
-        """
-        for loss in losses:
-            self.loss_avg = LOSS_SMOOTHING * self.loss_avg + (1 - LOSS_SMOOTHING) * loss
-            self.loss_steps += 1
-        return self.loss_avg / (1 - LOSS_SMOOTHING ** self.loss_steps)
 
 
 class _State:
@@ -391,12 +377,11 @@ def train_slice(max_seconds: float = 0.2, max_steps: int | None = None) -> dict:
     """Train for about ``max_seconds`` (at least one step or test chunk), and at
     most ``max_steps`` training steps when given (the page sets only the time).
 
-    Returns {"events": [...] (the Trainer's step and epoch dicts), "chart":
-    [{"x": epochs done, "loss": moving average of step losses, "accuracy":
-    running training accuracy of the epoch}] (empty if no step ran),
+    Returns {"events": [...] (the Trainer's step and epoch dicts),
     "progress": {...}, "done": bool, "diverged": message or None, "model":
-    info of the active model when done, else None}. A diverged run (NaN or
-    infinite loss) ends and leaves the previous model active.
+    info of the active model when done, else None}; :func:`chart` has the
+    curves. A diverged run (NaN or infinite loss) ends and leaves the
+    previous model active.
     """
     run = _state.run
     if run is None:
@@ -407,25 +392,18 @@ def train_slice(max_seconds: float = 0.2, max_steps: int | None = None) -> dict:
     except DivergedError as e:
         run.seconds += time.perf_counter() - start
         _state.run = None
-        return {"events": [], "chart": [], "progress": _progress(run), "done": True,
+        return {"events": [], "progress": _progress(run), "done": True,
                 "diverged": str(e), "model": model_info()}
     run.seconds += time.perf_counter() - start
     _state.history.extend(events)
-    steps = [e for e in events if e["kind"] == "step"]
     for e in events:
         if e["kind"] == "epoch":
             run.snapshot, run.last_epoch = run.model.to_bytes(), e
     if events:
         last = events[-1]
         run.phase = "test" if last["kind"] == "step" and last["batch"] == last["steps_per_epoch"] else "train"
-    chart = []
-    if steps:
-        last = steps[-1]
-        chart.append({"x": last["epoch"] - 1 + last["batch"] / last["steps_per_epoch"],
-                      "loss": run.smoothed_loss([e["loss"] for e in steps]),
-                      "accuracy": last["running_accuracy"]})
     done = run.trainer.done
-    return {"events": events, "chart": chart, "progress": _progress(run), "done": done,
+    return {"events": events, "progress": _progress(run), "done": done,
             "diverged": None, "model": _finish(run) if done else None}
 
 

@@ -254,17 +254,9 @@ def test_a_full_run_reports_progress_and_replaces_the_model(trained_lenet):
     fractions = [s["progress"]["fraction"] for s in slices]
     assert fractions == sorted(fractions) and fractions[-1] == 1
     assert all(s["progress"]["examples_per_second"] > 0 for s in slices)
-    points = [p for s in slices for p in s["chart"]]
-    assert points and all(0 < p["x"] <= 1 and p["loss"] > 0 and 0 <= p["accuracy"] <= 1 for p in points)
-    assert points[-1]["loss"] < points[0]["loss"]
-    # The chart's loss is the bias-corrected moving average of every step's loss so far.
-    avg, n = 0.0, 0
-    for s in slices:
-        for e in (e for e in s["events"] if e["kind"] == "step"):
-            avg, n = 0.9 * avg + 0.1 * e["loss"], n + 1
-        if s["chart"]:
-            assert s["chart"][0]["loss"] == pytest.approx(avg / (1 - 0.9**n))
-            assert s["chart"][0]["accuracy"] == [e for e in s["events"] if e["kind"] == "step"][-1]["running_accuracy"]
+    losses = [e["loss"] for e in steps]
+    assert all(loss > 0 for loss in losses) and np.mean(losses[-5:]) < np.mean(losses[:5])  # it learns
+    assert all(0 <= e["running_accuracy"] <= 1 for e in steps)
     final = slices[-1]["model"]
     assert final["source"] == "trained" and final["test_accuracy"] == epochs[0]["test_accuracy"]
     assert final["epochs"] == 1 and slices[-1]["diverged"] is None
