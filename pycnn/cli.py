@@ -137,7 +137,7 @@ def train(args: argparse.Namespace) -> int:
     trainer = Trainer(model, x_train, y_train, x_test, y_test, optimizer=optimizer,
                       batch_size=args.minibatch_size, epochs=args.epochs, seed=args.seed,
                       lr_decay=args.lr_decay)
-    print(f"pycnn: {args.model} model, {sum(p.value.size for p in model.params()):,} parameters; "
+    print(f"pycnn: {args.model} model, {model.num_params:,} parameters; "
           f"{args.optimizer} lr={args.lr:g}, batch {args.minibatch_size}; "
           f"{len(x_train):,} training and {len(x_test):,} test images", flush=True)
     progress, last, start = Progress(sys.stderr), None, time.perf_counter()

@@ -88,6 +88,11 @@ class Sequential:
     def params(self) -> list[Param]:
         return [p for layer in self.layers for p in layer.params()]
 
+    @property
+    def num_params(self) -> int:
+        """How many trainable numbers the model has."""
+        return sum(p.value.size for p in self.params())
+
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         """Logits (N, K) for float32 images (N, H, W, C)."""
         for layer in self.layers:

@@ -197,7 +197,7 @@ def _model_info(model: Sequential, source: str, test_accuracy: float | None = No
                 epochs: int | None = None) -> dict:
     spec = model.spec
     return {"name": spec["name"], "hparams": dict(spec.get("hparams", {})),
-            "parameters": int(sum(p.value.size for p in model.params())),
+            "parameters": model.num_params,
             "source": source, "test_accuracy": test_accuracy, "epochs": epochs}
 
 
