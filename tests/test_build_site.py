@@ -102,13 +102,20 @@ def test_manifest_points_at_files_in_the_site(site, manifest):
     assert manifest["pretrained"] == ("pretrained.npz" if has_weights else None)
 
 
+def test_manifest_lists_every_file_with_size_and_sha256(site, manifest):
+    on_disk = {p.relative_to(site).as_posix() for p in site.rglob("*") if p.is_file()} - {"manifest.json"}
+    assert set(manifest["files"]) == on_disk
+    for path, entry in manifest["files"].items():
+        assert entry == {"bytes": (site / path).stat().st_size, "sha256": sha256(site / path)}, path
+
+
 def test_page_uses_only_relative_urls(site):
     html = (site / "index.html").read_text()
     for url in re.findall(r'(?:src|href)="([^"]+)"', html):
         if url.startswith("https://pyodide.org"):
             continue  # a plain link for people to follow; nothing fetches it
         assert not url.startswith(("/", "http:", "https:", "//")), url
-    for name in ("app.js", "worker.js", "chart.js"):
+    for name in ("app.js", "worker.js", "chart.js", "mnist.js"):
         code = (site / name).read_text()
         assert "http://" not in code and "https://" not in code, name
         for spec in re.findall(r'import .* from "([^"]+)"', code):

@@ -2,6 +2,7 @@
 // which runs pycnn in Pyodide; no numbers are learned or predicted here.
 
 import { HistoryChart } from "./chart.js";
+import { loadMnist } from "./mnist.js";
 import { blankTiles, drawConfusion, drawMaps, drawPerClass, drawTiles, selectCell } from "./views.js";
 
 const $ = (sel) => document.querySelector(sel);
@@ -127,6 +128,49 @@ function startWorker() {
   worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
   worker.onmessage = onWorkerMessage;
   worker.onerror = onWorkerError;
+}
+
+// ---------------------------------------------------------------- MNIST, on demand
+
+let manifest = null; // the site's manifest.json, as the worker read it during init
+let versionsText = "";
+let mnistPromise = null; // the download and hand-over in progress or done; null until needed or after a failure
+const mnistWatchers = new Set(); // show(text, fraction) of every view waiting for MNIST
+
+const megabytes = (n) => (n / 1e6).toFixed(1);
+
+// Resolve once the worker holds MNIST, downloading it on the first call. While
+// it downloads, show(text, fraction) is called with the bytes loaded of the total.
+async function needMnist(show) {
+  if (document.body.dataset.mnist === "loaded") return;
+  mnistPromise ??= fetchMnist().catch((err) => {
+    mnistPromise = null; // a later request tries again
+    document.body.dataset.mnist = "failed";
+    if (document.body.dataset.state === "ready") setStatus(`Ready, but MNIST could not be loaded: ${err.message}`);
+    throw err;
+  });
+  mnistWatchers.add(show);
+  try {
+    await mnistPromise;
+  } finally {
+    mnistWatchers.delete(show);
+  }
+}
+
+async function fetchMnist() {
+  document.body.dataset.mnist = "loading"; // absent | loading | loaded | failed (hook for tests)
+  const onProgress = ({ loaded, total }) => {
+    const text = `Downloading MNIST… ${megabytes(loaded)} of ${megabytes(total)} MB`;
+    if (document.body.dataset.state === "ready") setStatus(text);
+    for (const show of mnistWatchers) show(text, total ? loaded / total : 0);
+  };
+  const d = await loadMnist(manifest, onProgress);
+  for (const show of mnistWatchers) show("Handing MNIST to Python…", 1);
+  const parts = [d.trainImages, d.trainLabels, d.testImages, d.testLabels];
+  const counts = await call("set_dataset", d, parts.map((p) => p.data.buffer));
+  document.body.dataset.mnist = "loaded";
+  el.versions.textContent = `${versionsText} · ${counts.train.toLocaleString("en-US")} training and ${counts.test.toLocaleString("en-US")} test images`;
+  if (document.body.dataset.state === "ready") setStatus("Ready. MNIST is loaded.");
 }
 
 // ---------------------------------------------------------------- drawing
@@ -392,6 +436,7 @@ async function refreshViews() {
 async function showSample() {
   el.resample.disabled = true;
   try {
+    await needMnist((text) => (el.dataset.textContent = text));
     const sample = await call("training_sample", { n: 48 });
     drawTiles(el.dataset, sample, sample.labels.map(String), sample.indices.map((i) => `training image #${i}`));
   } catch (err) {
@@ -438,6 +483,18 @@ async function runEvaluation() {
   el.evalFill.style.transform = "scaleX(0)";
   el.evalStatus.textContent = "Evaluating…";
   try {
+    await needMnist((text, fraction) => {
+      if (mine !== evalCall) return;
+      el.evalStatus.textContent = text;
+      el.evalFill.style.transform = `scaleX(${fraction})`;
+    });
+    if (mine !== evalCall) return;
+    if (document.body.dataset.state === "training") {
+      setEvalState(report ? (reportStale ? "stale" : "done") : "idle");
+      el.evalStatus.textContent = "Evaluation paused for training; it runs again when a new model is ready.";
+      return;
+    }
+    el.evalStatus.textContent = "Evaluating…";
     const reply = await call("evaluate");
     if (mine !== evalCall) return; // a newer evaluation has taken over
     if (reply.cancelled) {
@@ -594,6 +651,27 @@ el.form.addEventListener("submit", async (event) => {
   el.message.classList.remove("bad");
   const config = readConfig(); // before setState: FormData skips disabled inputs
   setState("training");
+  stopBeforeStart = false;
+  try {
+    await needMnist((text, fraction) => {
+      el.progressLabel.textContent = text;
+      el.progressFill.style.transform = `scaleX(${fraction})`;
+      setStatus(text);
+    });
+  } catch (err) {
+    el.message.textContent = `Training needs MNIST, which could not be loaded: ${err.message}`;
+    el.message.classList.add("bad");
+    setStatus("Ready. Training did not run: MNIST could not be loaded.");
+    setState("ready");
+    return;
+  }
+  if (stopBeforeStart) {
+    el.stop.textContent = "Stop";
+    el.message.textContent = "Stopped before training began; the previous model is still used for drawing.";
+    setStatus("Ready. Training was stopped.");
+    setState("ready");
+    return;
+  }
   let result;
   try {
     result = await call("train", { config });
@@ -624,9 +702,12 @@ el.form.addEventListener("submit", async (event) => {
   else refreshViews(); // the filters go back to those of the model still in use
 });
 
+let stopBeforeStart = false; // Stop pressed while MNIST was still downloading for a run
+
 el.stop.addEventListener("click", async () => {
   el.stop.disabled = true;
   el.stop.textContent = "Stopping…";
+  stopBeforeStart = true;
   try {
     await call("stop");
   } catch (err) {
@@ -656,9 +737,11 @@ async function start() {
     const info = await call("init");
     console.info("pycnn: loading times (ms since the worker started)", JSON.stringify(info.timings));
     modelReady = true;
+    manifest = info.manifest;
+    document.body.dataset.mnist = "absent";
     showModel(info.model);
     if (info.restored) modelMessage("Restored your last model from this browser. “Back to pretrained” forgets it.");
-    el.versions.textContent = `pycnn ${info.versions.pycnn} · Pyodide ${info.versions.pyodide} · ${info.dataset.train.toLocaleString("en-US")} training and ${info.dataset.test.toLocaleString("en-US")} test images`;
+    versionsText = el.versions.textContent = `pycnn ${info.versions.pycnn} · Pyodide ${info.versions.pyodide}`;
     setStatus(`Ready in ${((performance.now() - t0) / 1000).toFixed(1)} s. Draw a digit, or train a model.`);
     setState("ready");
     if (inked) requestPrediction();

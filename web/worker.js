@@ -4,8 +4,9 @@
 // one reply, {id, result} or {id, error}. Messages without an id are progress
 // reports and carry a `type`: "status" (loading text), "train-start",
 // "train-progress", "eval-progress". All learning, prediction, evaluation and
-// preprocessing happen in Python; this file fetches bytes, parses IDX headers,
-// moves data and keeps a copy of the last model in IndexedDB.
+// preprocessing happen in Python; this file fetches the runtime and weights,
+// hands over the MNIST bytes the page fetched (web/mnist.js) and keeps a copy
+// of the last model in IndexedDB.
 
 import { loadPyodide } from "./pyodide/pyodide.mjs";
 
@@ -85,38 +86,6 @@ async function checkFilesExist(manifest) {
       throw new Error(`${path} (${what}) is missing from the site (HTTP ${response.status}); rebuild it with \`python build_site.py\``);
     }
   }));
-}
-
-async function gunzip(bytes) {
-  // A host that adds Content-Encoding: gzip has already inflated the file.
-  if (bytes[0] !== 0x1f || bytes[1] !== 0x8b) return bytes;
-  const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
-  return new Uint8Array(await new Response(stream).arrayBuffer());
-}
-
-// IDX: two zero bytes, type byte 0x08 (unsigned byte), number of dimensions,
-// then one big-endian uint32 per dimension, then the data.
-function parseIdx(bytes, path) {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (bytes.length < 8 || view.getUint32(0) >>> 8 !== 0x08) throw new Error(`${path} is not an unsigned-byte IDX file`);
-  const ndim = view.getUint32(0) & 0xff;
-  const offset = 4 + 4 * ndim;
-  if (bytes.length < offset) throw new Error(`${path} is truncated`);
-  const shape = Array.from({ length: ndim }, (_, i) => view.getUint32(4 + 4 * i));
-  const count = shape.reduce((a, b) => a * b, 1);
-  if (bytes.length !== offset + count) throw new Error(`${path} holds ${bytes.length - offset} bytes of data, its header says ${count}`);
-  return { shape, data: bytes.subarray(offset) };
-}
-
-async function loadMnist(files) {
-  const parts = await Promise.all(
-    ["train_images", "train_labels", "test_images", "test_labels"].map(async (key) => {
-      const path = files[key];
-      return parseIdx(await gunzip(await fetchBytes(path, "MNIST")), path);
-    }),
-  );
-  const [trainImages, trainLabels, testImages, testLabels] = parts;
-  return { trainImages, trainLabels, testImages, testLabels };
 }
 
 const RUNTIME_TIMEOUT_MS = 180_000; // 12 MB of runtime on a slow connection, with room to spare
@@ -246,10 +215,9 @@ const handlers = {
       throw new Error("this site was built without pretrained weights (static/pretrained.npz); create them with the CLI (see the README) and rebuild");
     }
     await checkFilesExist(manifest);
-    // Data and weights download while Python starts; any failure ends init at once.
-    const dataP = loadMnist(manifest.mnist).then((d) => (mark("mnist_fetched"), d));
+    // The weights download while Python starts; MNIST waits until the page needs it.
     const weightsP = fetchBytes(manifest.pretrained, "pretrained weights");
-    const [py, weights, d] = await Promise.all([startPython(manifest, mark), weightsP, dataP]);
+    const [py, weights] = await Promise.all([startPython(manifest, mark), weightsP]);
     pyodide = py;
     web = pyodide.pyimport("pycnn.web");
     status("Loading the pretrained model…");
@@ -259,13 +227,16 @@ const handlers = {
     } catch (err) {
       throw new Error(`the pretrained weights (${manifest.pretrained}) could not be loaded: ${errorText(err)}`);
     }
-    status("Handing MNIST to Python…");
-    const dataset = callPy("set_dataset", d.trainImages.data, d.trainLabels.data, d.testImages.data, d.testLabels.data,
-      d.trainImages.shape, d.testImages.shape);
     const restored = await restoreSavedModel();
     mark("ready");
-    return { model: restored || model, restored: Boolean(restored), dataset, timings,
+    return { model: restored || model, restored: Boolean(restored), timings, manifest,
       versions: { pycnn: manifest.pycnn_version, pyodide: manifest.pyodide_version } };
+  },
+
+  // MNIST as web/mnist.js parsed it: each part {shape, data}. Returns {train, test} counts.
+  async set_dataset({ trainImages, trainLabels, testImages, testLabels }) {
+    return callPy("set_dataset", trainImages.data, trainLabels.data, testImages.data, testLabels.data,
+      trainImages.shape, testImages.shape);
   },
 
   async predict({ pixels, width, height }) {
