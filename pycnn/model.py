@@ -93,6 +93,35 @@ class Sequential:
         """How many trainable numbers the model has."""
         return sum(p.value.size for p in self.params())
 
+    def flat_params(self) -> np.ndarray:
+        """Every parameter's value in one float32 vector (P,), in ``params()`` order."""
+        return np.concatenate([p.value.ravel() for p in self.params()]).astype(np.float32, copy=False)
+
+    def flat_grads(self) -> np.ndarray:
+        """Every parameter's gradient in one float32 vector (P,), in ``params()`` order."""
+        return np.concatenate([p.grad.ravel() for p in self.params()]).astype(np.float32, copy=False)
+
+    def set_flat_params(self, flat: np.ndarray) -> None:
+        """Copy a vector (P,) from :meth:`flat_params` into the parameters' values, in place."""
+        for p, part in zip(self.params(), self._split(flat)):
+            p.value[...] = part
+
+    def set_flat_grads(self, flat: np.ndarray) -> None:
+        """Make a vector (P,) laid out as :meth:`flat_grads` the parameters' gradients."""
+        for p, part in zip(self.params(), self._split(flat)):
+            p.grad = part.copy()
+
+    def _split(self, flat: np.ndarray) -> list[np.ndarray]:
+        flat = np.asarray(flat)
+        if flat.shape != (self.num_params,) or flat.dtype != np.float32:
+            raise ValueError(f"expected a float32 vector of {self.num_params} numbers (one per parameter), "
+                             f"got {flat.dtype} {flat.shape}")
+        parts, start = [], 0
+        for p in self.params():
+            parts.append(flat[start : start + p.value.size].reshape(p.value.shape))
+            start += p.value.size
+        return parts
+
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         """Logits (N, K) for float32 images (N, H, W, C)."""
         for layer in self.layers:

@@ -17,6 +17,7 @@ import numpy as np
 from .losses import softmax_cross_entropy
 from .model import Sequential
 from .optim import Optimizer, make_optimizer
+from .parallel import ShardSchedule
 
 Event = dict
 
@@ -40,12 +41,21 @@ class Trainer:
     epoch the test set (if given) is evaluated in chunks of
     ``eval_batch_size`` images, and the optimizer's learning rate is
     multiplied by ``lr_decay`` (1 keeps it constant).
+
+    Data-parallel training: batches follow a :class:`ShardSchedule` over
+    ``shards`` shards (1: the classic schedule). With ``shard=None`` this
+    trainer holds the whole set and computes whole global batches; with
+    ``shard=k`` it is one of several replicas, ``x_train``/``y_train`` hold
+    only shard ``k`` of a set of ``train_size`` images, and each step is
+    :meth:`compute_gradients` on its part, a sum of every replica's
+    gradients (done by the caller), then :meth:`apply_gradients`.
     """
 
     def __init__(self, model: Sequential, x_train: np.ndarray, y_train: np.ndarray,
                  x_test: np.ndarray | None = None, y_test: np.ndarray | None = None, *,
                  optimizer: Optimizer, batch_size: int = 64, epochs: int = 1, seed: int = 0,
-                 eval_batch_size: int = 500, lr_decay: float = 1.0) -> None:
+                 eval_batch_size: int = 500, lr_decay: float = 1.0, shards: int = 1,
+                 shard: int | None = None, train_size: int | None = None) -> None:
         _check_dataset(x_train, y_train, "training set")
         if x_test is not None:
             _check_dataset(x_test, y_test, "test set")
@@ -62,11 +72,20 @@ class Trainer:
         self.x_test, self.y_test = x_test, None if y_test is None else np.asarray(y_test)
         self.batch_size, self.epochs = int(batch_size), int(epochs)
         self.eval_batch_size = int(eval_batch_size)
-        self.rng = np.random.default_rng(seed)
-        self.steps_per_epoch = math.ceil(len(x_train) / self.batch_size)
+        self.train_size = len(x_train) if train_size is None else int(train_size)
+        self.schedule = ShardSchedule(self.train_size, self.batch_size, shards, seed)
+        if shard is not None:
+            if isinstance(shard, bool) or int(shard) != shard or not 0 <= shard < shards:
+                raise ValueError(f"shard must be a whole number from 0 to {shards - 1}, got {shard!r}")
+            if len(x_train) != self.schedule.shard_size(shard):
+                raise ValueError(f"shard {shard} of {self.train_size} images over {shards} shards holds "
+                                 f"{self.schedule.shard_size(shard)} images, got {len(x_train)}")
+        elif train_size is not None and train_size != len(x_train):
+            raise ValueError(f"train_size {train_size} is given for a whole training set of {len(x_train)}")
+        self.shard = shard
+        self.steps_per_epoch = self.schedule.steps_per_epoch
         self.step = 0          # training steps done, over all epochs
         self.epoch = 0         # epochs finished (trained and evaluated)
-        self._order: np.ndarray | None = None
         self._eval_pos: int | None = None
         self._start_epoch()
 
@@ -75,11 +94,16 @@ class Trainer:
         return self.epoch >= self.epochs
 
     @property
+    def evaluating(self) -> bool:
+        """The epoch's training steps are done and its test evaluation is not."""
+        return self._eval_pos is not None
+
+    @property
     def total_steps(self) -> int:
         return self.epochs * self.steps_per_epoch
 
     def _start_epoch(self) -> None:
-        self._order = self.rng.permutation(len(self.x_train))
+        self.schedule.start_epoch()
         self._batch = 0
         self._seen = self._correct = 0
         self._loss_sum = 0.0
@@ -98,7 +122,7 @@ class Trainer:
         steps = 0
         while not self.done:
             tick = time.perf_counter()
-            if self._eval_pos is not None:
+            if self.evaluating:
                 event = self._eval_chunk()
             elif max_steps is not None and steps >= max_steps:
                 break
@@ -114,30 +138,74 @@ class Trainer:
                 break
         return events
 
+    def go_solo(self, x_train: np.ndarray, y_train: np.ndarray) -> None:
+        """Continue alone on the whole training set (the replicas are gone), on the same schedule.
+
+        A step whose gradients were computed but not applied is recomputed
+        over the whole global batch by the next :meth:`compute_gradients`.
+        """
+        _check_dataset(x_train, y_train, "training set")
+        if len(x_train) != self.train_size:
+            raise ValueError(f"the whole training set has {self.train_size} images, got {len(x_train)}")
+        self.x_train, self.y_train, self.shard = x_train, np.asarray(y_train), None
+
     def _train_step(self) -> Event | None:
         """One forward/backward/update on the next batch; returns a step event."""
-        lo = self._batch * self.batch_size
-        idx = self._order[lo : lo + self.batch_size]
-        x = self.model.as_images(self.x_train[idx])
+        return self.apply_gradients(self.compute_gradients())
+
+    def compute_gradients(self) -> dict:
+        """Forward and backward on this trainer's part of the next global batch; no update.
+
+        Afterwards every ``Param.grad`` holds the part's mean gradient times
+        its share of the global batch (part size / batch size), so the parts'
+        gradients sum to the whole batch's mean gradient. Returns the part's
+        {"count": images, "loss": mean loss times share, "correct": right
+        predictions}; summed over the parts, these describe the whole batch.
+        Calling it again before :meth:`apply_gradients` recomputes the same step.
+        """
+        if self.evaluating or self.done:
+            raise RuntimeError("no training step is due: the epoch's test evaluation or the run is unfinished")
+        j = self._batch
+        if self.shard is None:
+            idx, total = self.schedule.batch(j), None
+        else:
+            idx, total = self.schedule.local_batch(j, self.shard), self.schedule.batch_len(j)
+        if len(idx) == 0:  # this shard has run out; the others finish the epoch
+            for p in self.model.params():
+                p.grad = np.zeros_like(p.value)
+            return {"count": 0, "loss": 0.0, "correct": 0}
         y = self.y_train[idx]
-        logits = self.model.forward(x, training=True)
+        logits = self.model.forward(self.model.as_images(self.x_train[idx]), training=True)
         loss, dlogits = softmax_cross_entropy(logits, y)
+        self.model.backward(dlogits)
+        share = 1.0 if total is None else len(idx) / total
+        if share != 1.0:
+            for p in self.model.params():
+                p.grad = p.grad * np.float32(share)
+        return {"count": len(idx), "loss": loss * share, "correct": int((logits.argmax(axis=1) == y).sum())}
+
+    def apply_gradients(self, batch: dict) -> Event:
+        """The optimizer step with the gradients in ``Param.grad``; returns the step event.
+
+        ``batch`` is :meth:`compute_gradients`'s dict summed over all parts of
+        the global batch. Raises :class:`DivergedError`, leaving the weights
+        as they were, if its loss is not finite.
+        """
+        loss, count, correct = float(batch["loss"]), int(batch["count"]), int(batch["correct"])
         if not math.isfinite(loss):
             raise DivergedError(
                 f"the loss became {loss} at step {self.step + 1} (epoch {self.epoch + 1}): "
                 f"training diverged; lower the learning rate (it is {self.optimizer.lr:g})")
-        self.model.backward(dlogits)
         self.optimizer.step()
-        correct = int((logits.argmax(axis=1) == y).sum())
         self.step += 1
         self._batch += 1
-        self._seen += len(idx)
+        self._seen += count
         self._correct += correct
-        self._loss_sum += loss * len(idx)
+        self._loss_sum += loss * count
         event = {"kind": "step", "step": self.step, "epoch": self.epoch + 1, "batch": self._batch,
                  "steps_per_epoch": self.steps_per_epoch, "loss": loss,
-                 "accuracy": correct / len(idx), "running_accuracy": self._correct / self._seen,
-                 "examples": self._seen, "examples_total": len(self.x_train)}
+                 "accuracy": correct / count, "running_accuracy": self._correct / self._seen,
+                 "examples": self._seen, "examples_total": self.train_size}
         if self._batch == self.steps_per_epoch:
             self._eval_pos = 0  # the next unit of work evaluates the test set
         return event

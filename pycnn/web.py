@@ -52,7 +52,7 @@ class _Run:
 
     def __init__(self, trainer: Trainer, model: Sequential, config: dict) -> None:
         self.trainer, self.model, self.config = trainer, model, config
-        self.train_size = len(trainer.x_train)
+        self.train_size = trainer.train_size
         self.seconds = 0.0      # time spent inside train_slice
         self.phase = "train"    # "train" or "test" (evaluating after an epoch)
         self.snapshot: bytes | None = None  # weights after the last finished epoch
