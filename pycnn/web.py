@@ -24,6 +24,7 @@ from . import insight
 from .model import Sequential, build_model, load_model
 from .optim import OPTIMIZERS, make_optimizer
 from .preprocess import preprocess_digit
+from .parallel import ShardSchedule
 from .train import DivergedError, Trainer
 
 IMAGE_SHAPE = (28, 28)
@@ -36,15 +37,17 @@ HISTORY_SMOOTHING = 0.95  # the history chart's smoothed loss: about 20 steps, b
 CHART_POINTS = 1000  # at most this many points per loss series sent to the page
 EVAL_BATCH = 250  # test images per evaluation chunk: about 0.1 s for LeNet in the browser
 MODEL_SOURCES = ("file", "saved")  # where load_model_file's bytes came from
+MAX_SHARDS = 16  # data-parallel workers (each a Pyodide of about 100 MB) a run may use
 
 DEFAULTS: dict[str, Any] = {
     "preset": "lenet", "optimizer": "adam", "lr": 0.001, "momentum": 0.9, "batch_size": 64,
     "epochs": 1, "train_size": None, "seed": 0,
-    "n_filter": 32, "filter_size": 7, "stride": 1, "padding": 1,
+    "n_filter": 32, "filter_size": 7, "stride": 1, "padding": 1, "shards": 1,
 }
 LABELS = {"lr": "learning rate", "momentum": "momentum", "batch_size": "batch size", "epochs": "epochs",
           "train_size": "training-set size", "seed": "random seed", "n_filter": "number of filters",
-          "filter_size": "filter size", "stride": "stride", "padding": "padding"}
+          "filter_size": "filter size", "stride": "stride", "padding": "padding",
+          "shards": "number of workers"}
 
 
 class _Run:
@@ -57,6 +60,10 @@ class _Run:
         self.phase = "train"    # "train" or "test" (evaluating after an epoch)
         self.snapshot: bytes | None = None  # weights after the last finished epoch
         self.last_epoch: dict | None = None
+        # Runs driven step by step (compute_gradients, apply_gradients) count
+        # wall-clock time, waiting for the other workers included.
+        self.started = time.perf_counter()
+        self.wall_clock = trainer.shard is not None
 
 
 class _State:
@@ -137,7 +144,9 @@ def validate_config(config: dict, train_available: int = 60000) -> dict:
 
     Keys (all optional, see DEFAULTS): preset ("seed" | "lenet"), optimizer
     ("sgd" | "momentum" | "adam"), lr, momentum, batch_size, epochs,
-    train_size (the first N training images; default all), seed, and for the
+    train_size (the first N training images; default all), seed, shards (the
+    number of data-parallel workers the batch schedule is made for, see
+    ``parallel.ShardSchedule``; 1 is the classic schedule), and for the
     seed preset n_filter, filter_size, stride, padding. Raises ValueError with
     a message fit to show the user.
     """
@@ -162,6 +171,7 @@ def validate_config(config: dict, train_available: int = 60000) -> dict:
            "epochs": _number(c, "epochs", 1, 20, True),
            "train_size": _number(c, "train_size", min(100, train_available), train_available, True),
            "seed": _number(c, "seed", 0, 2**31 - 1, True)}
+    out["shards"] = _number(c, "shards", 1, min(MAX_SHARDS, out["batch_size"]), True)
     if out["preset"] == "seed":
         out["n_filter"] = _number(c, "n_filter", 1, 64, True)
         out["filter_size"] = _number(c, "filter_size", 1, 28, True)
@@ -315,18 +325,46 @@ def predict(pixels: Any, width: int, height: int, with_maps: bool = False) -> di
     return out
 
 
-def start_training(config: dict) -> dict:
+def start_training(config: dict, shard: int | None = None) -> dict:
     """Begin a training run with ``config`` (see validate_config); replaces any run.
 
-    Returns {"epochs", "train_size", "test_size", "batch_size",
-    "steps_per_epoch", "total_steps", "chart_end": the global step (see
-    chart) this run ends at if it is not stopped, "model": info of the new model}.
+    With ``shard=None`` this worker trains whole global batches alone (on a
+    schedule made for ``config["shards"]`` workers). With ``shard=0`` it is
+    the first of ``config["shards"]`` data-parallel workers: it trains on
+    shard 0 only, step by step with compute_gradients and apply_gradients,
+    evaluates the test set, and hands the other shards out (shard_data); the
+    others run start_replica. Returns {"epochs", "train_size", "test_size",
+    "batch_size", "shards", "steps_per_epoch", "total_steps", "chart_end": the
+    global step (see chart) this run ends at if it is not stopped, "model":
+    info of the new model}.
     """
     if _state.data is None:
         raise ValueError("MNIST is not loaded yet")
     x_train, y_train, x_test, y_test = _state.data
     config = validate_config(config, len(x_train))
+    if shard not in (None, 0):
+        raise ValueError(f"the worker holding the data set trains shard 0, not {shard!r}")
     model = _build(config)
+    macs = _check_speed(model, config)
+    n = config["train_size"]
+    x, y = x_train[:n], y_train[:n]
+    if shard == 0:
+        hi = ShardSchedule(n, config["batch_size"], config["shards"]).bounds[1]
+        x, y = x[:hi], y[:hi]
+    # Test chunks as costly as about one training step keep every slice short.
+    eval_batch = max(50, min(1000, int(MAX_STEP_MACS / 3 // max(macs, 1))))
+    trainer = _trainer(model, x, y, x_test, y_test, config, shard, eval_batch)
+    _state.run = _Run(trainer, model, config)
+    _state.history.start_run()
+    return {"epochs": config["epochs"], "train_size": n, "test_size": len(x_test),
+            "batch_size": config["batch_size"], "shards": config["shards"],
+            "steps_per_epoch": trainer.steps_per_epoch,
+            "total_steps": trainer.total_steps, "chart_end": _state.history.step + trainer.total_steps,
+            "model": _model_info(model, "training")}
+
+
+def _check_speed(model: Sequential, config: dict) -> int:
+    """Refuse a step too slow for the browser; returns the model's multiply-adds per image."""
     macs = _macs_per_image(model)
     if macs * config["batch_size"] > MAX_STEP_MACS:
         largest = int(MAX_STEP_MACS // macs)
@@ -334,19 +372,133 @@ def start_training(config: dict) -> dict:
         raise ValueError(
             f"too slow for the browser: one step of this model ({macs / 1e6:.1f} million multiply-adds per "
             f"image, batch {config['batch_size']}) would take seconds, so Stop could not answer quickly; use {fix}")
-    n = config["train_size"]
+    return macs
+
+
+def _trainer(model: Sequential, x: np.ndarray, y: np.ndarray, x_test: np.ndarray | None,
+             y_test: np.ndarray | None, config: dict, shard: int | None, eval_batch: int = 500) -> Trainer:
     optimizer = make_optimizer(config["optimizer"], model.params(), config["lr"], config["momentum"])
-    # Test chunks as costly as about one training step keep every slice short.
-    eval_batch = max(50, min(1000, int(MAX_STEP_MACS / 3 // max(macs, 1))))
-    trainer = Trainer(model, x_train[:n], y_train[:n], x_test, y_test, optimizer=optimizer,
-                      batch_size=config["batch_size"], epochs=config["epochs"], seed=config["seed"],
-                      eval_batch_size=eval_batch)
-    _state.run = _Run(trainer, model, config)
-    _state.history.start_run()
-    return {"epochs": config["epochs"], "train_size": n, "test_size": len(x_test),
-            "batch_size": config["batch_size"], "steps_per_epoch": trainer.steps_per_epoch,
-            "total_steps": trainer.total_steps, "chart_end": _state.history.step + trainer.total_steps,
-            "model": _model_info(model, "training")}
+    return Trainer(model, x, y, x_test, y_test, optimizer=optimizer, batch_size=config["batch_size"],
+                   epochs=config["epochs"], seed=config["seed"], eval_batch_size=eval_batch,
+                   shards=config["shards"], shard=shard, train_size=config["train_size"])
+
+
+# --------------------------------------------------------------------- data-parallel training
+# The page's coordinator (web/parallel.js) runs one step on every worker:
+# compute_gradients on each, sums the gradient vectors and the counts, and
+# hands every worker the same sums for apply_gradients, so all replicas take
+# the identical optimizer step and stay bit-identical.
+
+
+def _run(parallel: bool = True) -> _Run:
+    run = _state.run
+    if run is None:
+        raise ValueError("no training run: call start_training first")
+    if parallel and run.trainer.shard is None:
+        raise ValueError("this run is not data-parallel: start it with a shard")
+    return run
+
+
+def shard_data(shard: int) -> dict:
+    """The training images of ``shard`` of the current data-parallel run, for the worker that trains it.
+
+    Returns {"images": bytes (N_k, 28, 28), "labels": bytes (N_k,), "shape": [N_k, 28, 28]}.
+    """
+    run = _run()
+    schedule = run.trainer.schedule
+    if isinstance(shard, bool) or int(shard) != shard or not 1 <= shard < schedule.shards:
+        raise ValueError(f"shard must be a whole number from 1 to {schedule.shards - 1}, got {shard!r}")
+    x_train, y_train, _, _ = _state.data
+    lo, hi = schedule.bounds[int(shard)], schedule.bounds[int(shard) + 1]
+    return {"images": x_train[lo:hi].tobytes(), "labels": y_train[lo:hi].astype(np.uint8).tobytes(),
+            "shape": [hi - lo, *IMAGE_SHAPE]}
+
+
+def start_replica(config: dict, images: Any, labels: Any, shape: Any, shard: int, params: Any) -> dict:
+    """Begin a run as data-parallel worker ``shard`` (1 or more) on that shard's images only.
+
+    ``config`` is the first worker's, validated and complete; ``images``,
+    ``labels`` and ``shape`` come from its shard_data; ``params`` is its
+    flat_params() (float32 bytes), so every replica starts from the same
+    weights. Returns {"shard", "train_size": images held}.
+    """
+    if hasattr(config, "to_py"):
+        config = config.to_py()
+    n = config.get("train_size") if isinstance(config, dict) else None
+    config = validate_config(config, n if isinstance(n, int) and n > 0 else 1)
+    x = _images(images, shape, "shard images")
+    y = _labels(labels, len(x), "shard labels")
+    if isinstance(shard, bool) or int(shard) != shard or not 1 <= shard < config["shards"]:
+        raise ValueError(f"shard must be a whole number from 1 to {config['shards'] - 1}, got {shard!r}")
+    model = _build(config)
+    model.set_flat_params(_floats(params, "parameters"))
+    _state.run = _Run(_trainer(model, x, y, None, None, config, int(shard)), model, config)
+    return {"shard": int(shard), "train_size": len(x)}
+
+
+def _floats(data: Any, what: str) -> np.ndarray:
+    """A float32 vector over bytes-like data or a Pyodide JsProxy of a Float32Array or Uint8Array."""
+    flat = _buffer(data, what)
+    if flat.size % 4:
+        raise ValueError(f"{what}: {flat.size} bytes are not whole float32 numbers")
+    return flat.view(np.float32)
+
+
+def params() -> bytes:
+    """The model being trained (or else the active one) as one float32 vector, as bytes."""
+    model = _state.run.model if _state.run is not None else _state.model
+    if model is None:
+        raise ValueError("no model is loaded yet")
+    return model.flat_params().tobytes()
+
+
+def compute_gradients() -> dict:
+    """This worker's part of the next global batch: forward and backward, no update.
+
+    Returns {"grads": float32 bytes, its share-weighted gradient vector (see
+    ``Trainer.compute_gradients``), "count", "loss", "correct", "seconds":
+    time taken}. Sum "grads", "count", "loss" and "correct" over the workers
+    and hand the sums to every worker's apply_gradients.
+    """
+    run = _run(parallel=False)
+    run.wall_clock = True
+    start = time.perf_counter()
+    part = run.trainer.compute_gradients()
+    grads = run.model.flat_grads().tobytes()
+    return {"grads": grads, **{k: _plain(part)[k] for k in ("count", "loss", "correct")},
+            "seconds": time.perf_counter() - start}
+
+
+def apply_gradients(grads: Any, batch: dict) -> dict:
+    """Take the optimizer step with the summed gradients of all workers (float32 bytes).
+
+    ``batch`` is {"count", "loss", "correct"} summed over the workers.
+    Returns what train_slice returns, for this one step. A diverged run (the
+    summed loss is not finite) ends and leaves the previous model active.
+    If the epoch's training is over, train_slice(max_steps=0) evaluates it.
+    """
+    run = _run(parallel=False)
+    if hasattr(batch, "to_py"):
+        batch = batch.to_py()
+    flat = _floats(grads, "gradients")
+    start = time.perf_counter()
+    try:
+        run.model.set_flat_grads(flat)
+        events = [_plain(run.trainer.apply_gradients(batch))]
+    except DivergedError as e:
+        return _diverged(run, start, e)
+    return _after_work(run, start, events)
+
+
+def go_solo() -> dict:
+    """The other workers are gone: go on alone with the whole training set, same schedule.
+
+    Returns {"shards": 1 (workers left)}.
+    """
+    run = _run()
+    x_train, y_train, _, _ = _state.data
+    run.trainer.go_solo(x_train[: run.train_size], y_train[: run.train_size])
+    return {"shards": 1}
 
 
 def _progress(run: _Run) -> dict:
@@ -366,7 +518,7 @@ def _progress(run: _Run) -> dict:
 def _finish(run: _Run) -> dict:
     """End the run; the model from its last finished epoch becomes active. Returns that info."""
     _state.run = None
-    if run.snapshot is None:
+    if run.snapshot is None and not run.trainer.done:
         return dict(_state.info) if _state.info else None
     last = run.last_epoch
     model = run.model if run.trainer.done else load_model(run.snapshot)
@@ -378,32 +530,47 @@ def train_slice(max_seconds: float = 0.2, max_steps: int | None = None) -> dict:
     most ``max_steps`` training steps when given (the page sets only the time).
 
     Returns {"events": [...] (the Trainer's step and epoch dicts),
-    "progress": {...}, "done": bool, "diverged": message or None, "model":
+    "progress": {...}, "done": bool, "evaluating": bool (the epoch's test
+    evaluation is due), "diverged": message or None, "model":
     info of the active model when done, else None}; :func:`chart` has the
     curves. A diverged run (NaN or infinite loss) ends and leaves the
     previous model active.
     """
-    run = _state.run
-    if run is None:
-        raise ValueError("no training run: call start_training first")
+    run = _run(parallel=False)
     start = time.perf_counter()
     try:
         events = [_plain(e) for e in run.trainer.run(max_steps, max_seconds=float(max_seconds))]
     except DivergedError as e:
+        return _diverged(run, start, e)
+    return _after_work(run, start, events)
+
+
+def _clock(run: _Run, start: float) -> None:
+    if run.wall_clock:
+        run.seconds = time.perf_counter() - run.started
+    else:
         run.seconds += time.perf_counter() - start
-        _state.run = None
-        return {"events": [], "progress": _progress(run), "done": True,
-                "diverged": str(e), "model": model_info()}
-    run.seconds += time.perf_counter() - start
+
+
+def _diverged(run: _Run, start: float, error: DivergedError) -> dict:
+    _clock(run, start)
+    _state.run = None
+    return {"events": [], "progress": _progress(run), "done": True, "diverged": str(error), "model": model_info()}
+
+
+def _after_work(run: _Run, start: float, events: list[dict]) -> dict:
+    _clock(run, start)
     _state.history.extend(events)
     for e in events:
         if e["kind"] == "epoch":
-            run.snapshot, run.last_epoch = run.model.to_bytes(), e
+            run.last_epoch = e
+            if run.trainer.x_test is not None:  # replicas, without a test set, need no snapshot for Stop
+                run.snapshot = run.model.to_bytes()
     if events:
         last = events[-1]
         run.phase = "test" if last["kind"] == "step" and last["batch"] == last["steps_per_epoch"] else "train"
     done = run.trainer.done
-    return {"events": events, "progress": _progress(run), "done": done,
+    return {"events": events, "progress": _progress(run), "done": done, "evaluating": run.trainer.evaluating,
             "diverged": None, "model": _finish(run) if done else None}
 
 

@@ -187,7 +187,7 @@ def test_predict_rejects_bad_canvases(loaded, pixels, width, height, message):
 def test_validate_config_fills_defaults():
     config = web.validate_config({}, train_available=N_TRAIN)
     assert config == {"preset": "lenet", "optimizer": "adam", "lr": 0.001, "momentum": 0.9, "batch_size": 64,
-                      "epochs": 1, "train_size": N_TRAIN, "seed": 0}
+                      "epochs": 1, "train_size": N_TRAIN, "seed": 0, "shards": 1}
     seed = web.validate_config({"preset": "seed", "lr": 0.01, "batch_size": 32.0})
     assert seed["batch_size"] == 32 and isinstance(seed["batch_size"], int)
     assert (seed["n_filter"], seed["filter_size"], seed["stride"], seed["padding"]) == (32, 7, 1, 1)
@@ -212,6 +212,8 @@ def test_validate_config_fills_defaults():
     ({"preset": "seed", "filter_size": 29}, r"filter size must be between 1 and 28"),
     ({"preset": "seed", "filter_size": 3, "padding": 3}, r"padding must be between 0 and 2"),
     ({"preset": "seed", "stride": 0}, r"stride must be between 1 and 28"),
+    ({"shards": 0}, r"number of workers must be between 1 and 16"),
+    ({"batch_size": 4, "shards": 5}, r"number of workers must be between 1 and 4"),
 ])
 def test_validate_config_rejects_absurd_settings(config, message):
     with pytest.raises(ValueError, match=message):
@@ -449,3 +451,127 @@ def test_evaluation_in_slices_matches_the_library(trained_lenet, mnist_bytes, mn
     web.use_pretrained()
     with pytest.raises(ValueError, match="no finished evaluation"):
         web.evaluation_cell(0, 0)
+
+
+# ---------------------------------------------------------------- data-parallel training
+
+PARALLEL = {"preset": "seed", "optimizer": "sgd", "lr": 0.05, "batch_size": 32, "epochs": 1,
+            "train_size": 300, "n_filter": 8, "filter_size": 7, "stride": 2, "padding": 3, "shards": 2}
+
+
+class Workers:
+    """Several pycnn.web states in one process, one per simulated browser worker."""
+
+    def __init__(self, count: int) -> None:
+        self.states = []
+        for _ in range(count):
+            web.reset()
+            self.states.append(web._state)
+
+    def on(self, k: int, name: str, *args):
+        web._state = self.states[k]
+        return getattr(web, name)(*args)
+
+    def step(self, ks):
+        """What web/parallel.js does for one step: compute everywhere, sum, apply everywhere."""
+        parts = [self.on(k, "compute_gradients") for k in ks]
+        grads = np.sum([np.frombuffer(p["grads"], np.float32) for p in parts], axis=0, dtype=np.float32)
+        batch = {key: sum(p[key] for p in parts) for key in ("count", "loss", "correct")}
+        return [self.on(k, "apply_gradients", FakeJsBuffer(grads.tobytes()), batch) for k in ks]
+
+    def run(self, ks, until=lambda out: False):
+        """Steps (and the first worker's test evaluations) until the run ends; the first worker's slices."""
+        slices = []
+        while not slices or not slices[-1]["done"]:
+            out = self.step(ks)
+            slices.append(out[0])
+            if until(out[0]):
+                break
+            while slices[-1]["evaluating"]:
+                slices.append(self.on(0, "train_slice", 5, 0))
+                for k in ks[1:]:
+                    assert self.on(k, "train_slice", 5, 0)["evaluating"] is False  # replicas have no test set
+        return slices
+
+
+def start_parallel(workers: Workers, mnist_bytes, config=PARALLEL) -> dict:
+    workers.on(0, "set_dataset", *mnist_bytes.values())
+    workers.on(0, "load_pretrained", pycnn.build_model("lenet").to_bytes())
+    info = workers.on(0, "start_training", config, 0)
+    params = workers.on(0, "params")
+    for k in range(1, info["shards"]):
+        shard = workers.on(0, "shard_data", k)
+        assert is_plain(shard)
+        out = workers.on(k, "start_replica", web.validate_config(config, 2000), FakeJsBuffer(shard["images"]),
+                         FakeJsBuffer(shard["labels"]), shard["shape"], k, FakeJsBuffer(params))
+        assert out == {"shard": k, "train_size": shard["shape"][0]}
+    return info
+
+
+def test_two_workers_end_with_the_weights_of_one_worker_on_the_same_batches(mnist_bytes):
+    web.set_dataset(**mnist_bytes)
+    web.start_training(PARALLEL)  # one worker, the two-shard schedule
+    while not (alone := web.train_slice(5))["done"]:
+        pass
+    expected = np.frombuffer(web.params(), np.float32)
+    workers = Workers(2)
+    info = start_parallel(workers, mnist_bytes)
+    assert (info["shards"], info["steps_per_epoch"]) == (2, 10)
+    slices = workers.run([0, 1])
+    assert all(is_plain(s) for s in slices)
+    assert slices[-1]["done"] and slices[-1]["model"]["source"] == "trained"
+    assert slices[-1]["progress"]["examples"] == 300
+    first, second = (np.frombuffer(workers.on(k, "params"), np.float32) for k in (0, 1))
+    np.testing.assert_array_equal(first, second)  # the replicas stay bit-identical
+    np.testing.assert_allclose(first, expected, rtol=1e-4, atol=1e-6)
+    assert slices[-1]["events"][-1]["test_accuracy"] == alone["events"][-1]["test_accuracy"]
+    # The first worker's trained model is the active one, as after an ordinary run.
+    model = pycnn.load_model(workers.on(0, "model_bytes"))
+    np.testing.assert_array_equal(model.flat_params(), first)
+
+
+def test_a_lone_first_worker_finishes_the_run_on_the_same_batches(mnist_bytes):
+    web.set_dataset(**mnist_bytes)
+    web.start_training(PARALLEL)
+    while not web.train_slice(5)["done"]:
+        pass
+    expected = np.frombuffer(web.params(), np.float32)
+    workers = Workers(2)
+    start_parallel(workers, mnist_bytes)
+    workers.step([0, 1])
+    workers.on(0, "compute_gradients")  # the second worker dies during this step
+    assert workers.on(0, "go_solo") == {"shards": 1}
+    slices = workers.run([0])
+    assert slices[-1]["done"]
+    np.testing.assert_allclose(np.frombuffer(workers.on(0, "params"), np.float32), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_a_diverging_parallel_run_ends_on_every_worker(mnist_bytes):
+    workers = Workers(2)
+    start_parallel(workers, mnist_bytes)
+    workers.step([0, 1])
+    # Poison one weight of the second replica only, as a blown-up update would: the summed loss is not finite.
+    workers.states[1].run.model.params()[0].value[...] = np.inf
+    out = workers.step([0, 1])
+    assert [o["done"] for o in out] == [True, True]
+    assert "diverged" in out[0]["diverged"] and out[0]["diverged"] == out[1]["diverged"]
+    assert workers.on(0, "model_info")["source"] == "pretrained"
+    assert is_plain(out[0])
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: web.shard_data(1), "no training run"),
+    (lambda: web.compute_gradients(), "no training run"),
+    (lambda: web.start_replica(PARALLEL, b"\0" * 784, b"\0", [1, 28, 28], 5, b""), "shard must be a whole number from 1 to 1"),
+    (lambda: web.start_replica(PARALLEL, b"\0" * 784, b"\0", [1, 28, 28], 1, b"\0" * 8), "float32 vector of"),
+    (lambda: web.validate_config({**PARALLEL, "batch_size": 16, "shards": 17}), "number of workers must be between 1 and 16"),
+])
+def test_parallel_calls_refuse_what_does_not_fit(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_shard_data_needs_a_parallel_run(loaded):
+    web.start_training({**PARALLEL, "shards": 1})
+    with pytest.raises(ValueError, match="not data-parallel"):
+        web.shard_data(1)
