@@ -3,6 +3,7 @@
 
 import { HistoryChart } from "./chart.js";
 import { loadMnist } from "./mnist.js";
+import { WorkerPool } from "./parallel.js";
 import { blankTiles, drawConfusion, drawMaps, drawPerClass, drawTiles, selectCell } from "./views.js";
 
 const $ = (sel) => document.querySelector(sel);
@@ -46,6 +47,8 @@ const el = {
   progressFill: $("#progress-fill"),
   progressLabel: $("#progress-label"),
   progressSpeed: $("#progress-speed"),
+  workers: $("#workers"),
+  workersNote: $("#workers-note"),
   testAccuracy: $("#test-accuracy"),
   epochsBody: $("#epochs-table tbody"),
   versions: $("#versions"),
@@ -84,6 +87,7 @@ function fail(message) {
 
 const pending = new Map();
 let worker = null;
+let pool = null; // the extra workers of data-parallel training (web/parallel.js)
 let nextId = 1;
 
 function call(type, args = {}, transfer = []) {
@@ -125,9 +129,42 @@ function onWorkerError(event) {
 }
 
 function startWorker() {
-  worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+  const url = new URL("./worker.js", import.meta.url);
+  worker = new Worker(url, { type: "module" });
   worker.onmessage = onWorkerMessage;
   worker.onerror = onWorkerError;
+  pool = new WorkerPool(call, url);
+}
+
+// ---------------------------------------------------------------- workers
+// One worker per core, less one for the page and the browser; each extra one
+// is a whole Python (about 100 MB), so at most MAX_WORKERS.
+
+const MAX_WORKERS = 8;
+
+function buildWorkerChoice() {
+  const cores = navigator.hardwareConcurrency || 2;
+  const most = Math.min(MAX_WORKERS, Math.max(2, cores));
+  const chosen = Math.min(most, Math.max(1, cores - 1));
+  el.workers.replaceChildren(...Array.from({ length: most }, (_, i) => new Option(String(i + 1), String(i + 1), false, i + 1 === chosen)));
+}
+
+// Start (or close) extra workers as soon as the count is known, so Train does not wait for Python to load.
+function prepareWorkers() {
+  if (modelReady) pool.resize(Number(el.workers.value) - 1);
+}
+el.workers.addEventListener("change", prepareWorkers);
+
+function showWorkerStats(s) {
+  el.workersNote.classList.remove("bad");
+  el.workersNote.textContent = `${s.workers} workers · about ${s.speedup.toFixed(2)}× the speed of one · ${s.commMs.toFixed(1)} ms per step spent on messages and waiting (${s.stepMs.toFixed(0)} ms per step)`;
+  Object.assign(el.workersNote.dataset, { workers: s.workers, speedup: s.speedup.toFixed(3), commMs: s.commMs.toFixed(2), stepMs: s.stepMs.toFixed(2) });
+}
+
+function workerNote(text) {
+  el.workersNote.textContent = text;
+  el.workersNote.classList.add("bad");
+  el.workersNote.dataset.fallback = text;
 }
 
 // ---------------------------------------------------------------- MNIST, on demand
@@ -672,9 +709,13 @@ el.form.addEventListener("submit", async (event) => {
     setState("ready");
     return;
   }
+  const workers = Number(el.workers.value);
+  el.workersNote.textContent = workers > 1 ? `Training with ${workers} workers…` : "";
+  el.workersNote.classList.remove("bad");
+  for (const key of Object.keys(el.workersNote.dataset)) delete el.workersNote.dataset[key];
   let result;
   try {
-    result = await call("train", { config });
+    result = workers > 1 ? await pool.train(config, { note: workerNote, stats: showWorkerStats }) : await call("train", { config });
   } catch (err) {
     el.message.textContent = err.message;
     el.message.classList.add("bad");
@@ -709,7 +750,7 @@ el.stop.addEventListener("click", async () => {
   el.stop.textContent = "Stopping…";
   stopBeforeStart = true;
   try {
-    await call("stop");
+    await pool.stop();
   } catch (err) {
     setStatus(`Stop failed: ${err.message}`);
   }
@@ -719,6 +760,7 @@ el.stop.addEventListener("click", async () => {
 
 async function start() {
   buildBars();
+  buildWorkerChoice();
   showPrediction(null);
   syncKnobs();
   setState("loading");
@@ -750,6 +792,7 @@ async function start() {
     drawConfusion(el.confusion, null, showCell);
     if (el.dataPanel.open) showSample();
     if (el.evalPanel.open) runEvaluation();
+    prepareWorkers();
   } catch (err) {
     fail(err.message);
   }

@@ -3,10 +3,12 @@
 // Protocol (page -> worker): {id, type, ...args}. Every request gets exactly
 // one reply, {id, result} or {id, error}. Messages without an id are progress
 // reports and carry a `type`: "status" (loading text), "train-start",
-// "train-progress", "eval-progress". All learning, prediction, evaluation and
-// preprocessing happen in Python; this file fetches the runtime and weights,
-// hands over the MNIST bytes the page fetched (web/mnist.js) and keeps a copy
-// of the last model in IndexedDB.
+// "train-progress", "eval-progress". The page's own worker starts with
+// "init"; the extra workers of data-parallel training (web/parallel.js) start
+// with "init_replica" and then only train, step by step ("par_*" requests).
+// All learning, prediction, evaluation and preprocessing happen in Python;
+// this file fetches the runtime and weights, hands over the MNIST bytes the
+// page fetched (web/mnist.js) and keeps a copy of the last model in IndexedDB.
 
 import { loadPyodide } from "./pyodide/pyodide.mjs";
 
@@ -18,6 +20,8 @@ let web = null; // PyProxy of the pycnn.web module
 let stopRequested = false;
 let training = false;
 let evalToken = 0; // bumped to abandon the evaluation in progress (new model, training)
+let primary = false; // this is the page's own worker (MNIST, test set, the model used for drawing)
+let shown = { at: 0, events: [] }; // data-parallel steps: progress is posted at most every SLICE_SECONDS
 
 const status = (text) => self.postMessage({ type: "status", text });
 const siteURL = (path) => new URL(path, new URL("./", import.meta.url)).href;
@@ -220,6 +224,7 @@ const handlers = {
     const [py, weights] = await Promise.all([startPython(manifest, mark), weightsP]);
     pyodide = py;
     web = pyodide.pyimport("pycnn.web");
+    primary = true;
     status("Loading the pretrained model…");
     let model;
     try {
@@ -319,10 +324,107 @@ const handlers = {
     return { running: training };
   },
 
+  // ---- data-parallel training (see web/parallel.js and pycnn.web)
+
+  // An extra worker: Python and pycnn only; its data comes with replica_start.
+  async init_replica() {
+    const manifest = JSON.parse(new TextDecoder().decode(await fetchBytes("manifest.json", "site manifest")));
+    await checkFilesExist(manifest);
+    pyodide = await startPython(manifest, () => {});
+    web = pyodide.pyimport("pycnn.web");
+    return { ready: true };
+  },
+
+  // The first worker: a run on shard 0 of config.shards, driven by par_step.
+  async par_start({ config }) {
+    if (training) throw new Error("a training run is already going");
+    const info = callPy("start_training", config, 0);
+    training = true;
+    stopRequested = false;
+    evalToken++;
+    shown = { at: performance.now(), events: [] };
+    self.postMessage({ type: "train-start", info });
+    return info;
+  },
+
+  async params() {
+    return callPy("params");
+  },
+
+  async shard_data({ shard }) {
+    return callPy("shard_data", shard);
+  },
+
+  async replica_start({ config, images, labels, shape, shard, params }) {
+    training = true;
+    return callPy("start_replica", config, images, labels, shape, shard, params);
+  },
+
+  // One step: apply the summed gradients of the last step (if any); the first
+  // worker then evaluates the test set if an epoch just ended; then compute
+  // this worker's part of the next step. Replies {slice, part, computeMs,
+  // applyMs, evaluated}, or {stopped: true}, or {slice} when the run ended.
+  async par_step({ grads, batch }) {
+    let slice = null;
+    let applyMs = 0;
+    let evaluated = false;
+    if (grads) {
+      const t0 = performance.now();
+      slice = callPy("apply_gradients", grads, batch);
+      applyMs = performance.now() - t0;
+      report(slice);
+    }
+    while (slice && slice.evaluating && !slice.done) {
+      evaluated = true;
+      await tick();
+      if (stopRequested) return { stopped: true };
+      slice = callPy("train_slice", SLICE_SECONDS, 0);
+      report(slice, true);
+    }
+    if (slice && slice.done) {
+      training = false;
+      if (primary && !slice.diverged) await saveActiveModel();
+      return { slice };
+    }
+    const t0 = performance.now();
+    const part = callPy("compute_gradients");
+    return { slice, part, computeMs: performance.now() - t0, applyMs, evaluated };
+  },
+
+  async par_solo() {
+    return callPy("go_solo");
+  },
+
+  async par_stop() {
+    const out = callPy("stop");
+    training = false;
+    if (primary && out.kept) await saveActiveModel();
+    return out;
+  },
+
   async model_bytes() {
     return callPy("model_bytes");
   },
 };
+
+// The first worker posts the progress of data-parallel steps as the "train"
+// request does for its slices, at most every SLICE_SECONDS.
+function report(slice, now = false) {
+  if (!primary) return;
+  shown.events.push(...slice.events);
+  if (!now && !slice.done && !slice.events.some((e) => e.kind === "epoch") && performance.now() - shown.at < SLICE_SECONDS * 1000) return;
+  self.postMessage({ type: "train-progress", ...slice, events: shown.events, filters: callPy("filters"), history: callPy("chart") });
+  shown = { at: performance.now(), events: [] };
+}
+
+// The buffers of a reply's byte arrays (itself, or its values and its part's
+// gradients) move to the page instead of being copied.
+function transferables(result) {
+  if (result instanceof Uint8Array) return [result.buffer];
+  if (!result || typeof result !== "object") return [];
+  const views = [...Object.values(result), result.part && result.part.grads];
+  return views.filter((v) => v instanceof Uint8Array).map((v) => v.buffer);
+}
 
 self.onmessage = async (event) => {
   const { id, type, ...args } = event.data || {};
@@ -330,8 +432,7 @@ self.onmessage = async (event) => {
     const handler = handlers[type];
     if (!handler) throw new Error(`unknown request type ${JSON.stringify(type)}`);
     const result = await handler(args);
-    const transfer = result instanceof Uint8Array ? [result.buffer] : [];
-    self.postMessage({ id, result }, transfer);
+    self.postMessage({ id, result }, transferables(result));
   } catch (err) {
     self.postMessage({ id, error: errorText(err) });
   }
