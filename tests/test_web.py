@@ -546,6 +546,7 @@ def test_a_lone_first_worker_finishes_the_run_on_the_same_batches(mnist_bytes):
     np.testing.assert_allclose(np.frombuffer(workers.on(0, "params"), np.float32), expected, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the poisoned weight makes NaNs on purpose
 def test_a_diverging_parallel_run_ends_on_every_worker(mnist_bytes):
     workers = Workers(2)
     start_parallel(workers, mnist_bytes)
