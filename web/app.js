@@ -151,7 +151,24 @@ function buildWorkerChoice() {
 
 // Start (or close) extra workers as soon as the count is known, so Train does not wait for Python to load.
 function prepareWorkers() {
-  if (modelReady) pool.resize(Number(el.workers.value) - 1);
+  if (!modelReady) return;
+  const extras = Number(el.workers.value) - 1;
+  pool.resize(extras);
+  el.workers.dataset.ready = "1"; // workers ready to train, the page's own included (hook for tests)
+  if (!extras) return;
+  if (document.body.dataset.state !== "training") el.workersNote.textContent = `Starting ${extras} more worker${extras > 1 ? "s" : ""}…`;
+  const mine = [...pool.extras];
+  Promise.allSettled(mine.map((e) => e.ready)).then((outcomes) => {
+    if (mine.some((e) => !pool.extras.includes(e)) || pool.extras.length !== mine.length) return; // resized since
+    const ready = 1 + outcomes.filter((o) => o.status === "fulfilled").length;
+    el.workers.dataset.ready = String(ready);
+    if (document.body.dataset.state === "training") return;
+    const failed = outcomes.find((o) => o.status === "rejected");
+    el.workersNote.classList.toggle("bad", Boolean(failed));
+    el.workersNote.textContent = failed
+      ? `Only ${ready} of ${extras + 1} workers could start (${failed.reason.message}); training will use ${ready}.`
+      : `${ready} workers ready.`;
+  });
 }
 el.workers.addEventListener("change", prepareWorkers);
 
