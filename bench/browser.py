@@ -5,8 +5,18 @@ Chromium, sets the Train form the way a visitor would, presses Train and reports
 
 - seconds from pressing Train to the first epoch whose test accuracy reaches ``--target``;
 - the page's own images/s while training (and so ms per step at the chosen batch size);
-- the peak resident memory of the tab's renderer process (page and worker), and of all
+- the peak resident memory of the tab's renderer process (page and workers), and of all
   Chromium processes together (PSS).
+
+``--workers N`` trains with N data-parallel workers (the extra ones are started, and waited
+for, before Train is pressed, as the page does when the count is chosen).
+
+``--scaling`` measures data-parallel scaling instead: for 1 and N workers (``--workers``,
+default 2) it trains on the full set and reports the images/s of the training phase alone
+(from the progress bar, between 10% of the epoch and ``--window`` seconds later), the
+speed-up over one worker, and the page's own figures: its estimate of the speed-up and the
+time per step spent on messages and waiting. Every line carries the load averages before
+and after, since this machine is shared.
 
 Not part of the test suite: it times things. Needs the test extras (Playwright) and
 /usr/bin/chromium.
@@ -16,6 +26,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import tempfile
 import threading
 import time
@@ -62,6 +74,71 @@ def fill_form(page, settings: dict) -> None:
             field.select_option(settings[name])
         else:
             field.fill(settings[name])
+    workers = settings.get("workers", "1")
+    page.select_option("#workers", workers)
+    page.wait_for_function("n => document.querySelector('#workers').dataset.ready === n", arg=workers, timeout=120_000)
+
+
+def load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def serve_and_browse():
+    """Build the site, serve it and launch Chromium; returns (browser, url, close)."""
+    import build_site
+    from playwright.sync_api import sync_playwright
+
+    tmp = tempfile.TemporaryDirectory()
+    site = Path(tmp.name) / "site"
+    build_site.build(site)
+    server = build_site.make_server(site, port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    p = sync_playwright().start()
+    browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+    return browser, f"http://127.0.0.1:{server.server_address[1]}/", lambda: (browser.close(), p.stop(),
+                                                                                 server.shutdown(), tmp.cleanup())
+
+
+def throughput(browser, url: str, settings: dict, window_s: float) -> dict:
+    """Images/s of the training phase with these settings (the full set, one epoch), then Stop."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(url)
+    page.wait_for_function("document.body.dataset.state === 'ready'", timeout=120_000)
+    fill_form(page, {**settings, "train_size": "60000", "epochs": "1"})
+    before = load()
+    page.click("#train")
+    samples = []  # (seconds, images done in the epoch)
+    start = time.monotonic()
+    while time.monotonic() - start < window_s + 120:
+        m = re.search(r"([\d,]+) / ([\d,]+) images", page.inner_text("#progress-label"))
+        if m:
+            done, total = (int(g.replace(",", "")) for g in m.groups())
+            if done >= 0.1 * total:
+                samples.append((time.monotonic(), done))
+                if samples[-1][0] - samples[0][0] >= window_s or done >= 0.95 * total:
+                    break
+        time.sleep(0.1)
+    note = page.locator("#workers-note")
+    figures = {k: note.get_attribute(f"data-{k}") for k in ("workers", "speedup", "comm-ms", "step-ms")}
+    page.click("#stop")
+    page.wait_for_function("document.body.dataset.state === 'ready'", timeout=30_000)
+    page.close()
+    (t0, n0), (t1, n1) = samples[0], samples[-1]
+    return {"workers": int(settings.get("workers", "1")), "images_per_second": round((n1 - n0) / (t1 - t0)),
+            "window_seconds": round(t1 - t0, 1), "page_speedup_estimate": figures["speedup"],
+            "comm_ms_per_step": figures["comm-ms"], "ms_per_step": figures["step-ms"],
+            "load_before": before, "load_after": load()}
+
+
+def scaling(settings: dict, workers: int, window_s: float) -> dict:
+    browser, url, close = serve_and_browse()
+    try:
+        one = throughput(browser, url, {**settings, "workers": "1"}, window_s)
+        many = throughput(browser, url, {**settings, "workers": str(workers)}, window_s)
+    finally:
+        close()
+    return {"settings": {k: v for k, v in settings.items() if k not in ("train_size", "epochs")},
+            "one": one, "many": many, "speedup": round(many["images_per_second"] / one["images_per_second"], 2)}
 
 
 def measure(settings: dict, target: float, timeout_s: float) -> dict:
@@ -82,6 +159,7 @@ def measure(settings: dict, target: float, timeout_s: float) -> dict:
             page.wait_for_function("document.body.dataset.state === 'ready'", timeout=120_000)
             ready = time.monotonic() - start
             fill_form(page, settings)
+            before = load()
             page.click("#train")
             start, tab, browser_pss, reached, speed = time.monotonic(), 0.0, 0.0, None, None
             accuracy = None
@@ -105,7 +183,7 @@ def measure(settings: dict, target: float, timeout_s: float) -> dict:
         server.shutdown()
     return {"settings": settings, "target": target, "ready_seconds": round(ready, 1),
             "seconds_to_target": None if reached is None else round(reached, 1),
-            "test_accuracy": accuracy, "progress_text": speed,
+            "test_accuracy": accuracy, "progress_text": speed, "load_before": before, "load_after": load(),
             "peak_tab_rss_mb": round(tab), "peak_browser_pss_mb": round(browser_pss)}
 
 
@@ -115,11 +193,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=300, help="seconds before giving up")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="override a form field, e.g. --set preset=lenet")
+    parser.add_argument("--workers", type=int, default=None, help="data-parallel workers (default 1; 2 with --scaling)")
+    parser.add_argument("--scaling", action="store_true", help="images/s with 1 and --workers workers, and the speed-up")
+    parser.add_argument("--window", type=float, default=20, help="seconds of training timed per run with --scaling")
     args = parser.parse_args(argv)
     settings = dict(FASTEST)
     for item in args.set:
         name, _, value = item.partition("=")
         settings[name] = value
+    if args.scaling:
+        print(json.dumps(scaling(settings, args.workers or 2, args.window)))
+        return 0
+    settings["workers"] = str(args.workers or 1)
     print(json.dumps(measure(settings, args.target, args.timeout)))
     return 0
 
