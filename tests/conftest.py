@@ -93,13 +93,15 @@ def browser():
 class Visit:
     """One page in a fresh browser context, with everything it requested and logged."""
 
-    def __init__(self, browser, origin: str) -> None:
+    def __init__(self, browser, origin: str, service_workers: str = "block") -> None:
         self.origin = origin
         self.requests: list[str] = []
         self.foreign: list[str] = []
         self.failed: list[str] = []
         self.console_errors: list[str] = []
-        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
+        # Service workers are blocked unless asked for ("allow"): each visit then
+        # downloads what it needs, as a browser without them does.
+        self.context = browser.new_context(viewport={"width": 1280, "height": 900}, service_workers=service_workers)
         self.context.route("**/*", self._route)
         self.page = self.context.new_page()
         # Worker requests and console messages arrive here too (checked: the

@@ -115,10 +115,32 @@ def test_manifest_points_at_files_in_the_site(site, manifest):
 
 
 def test_manifest_lists_every_file_with_size_and_sha256(site, manifest):
-    on_disk = {p.relative_to(site).as_posix() for p in site.rglob("*") if p.is_file()} - {"manifest.json"}
+    on_disk = {p.relative_to(site).as_posix() for p in site.rglob("*") if p.is_file()} - {"manifest.json", "sw.js"}
     assert set(manifest["files"]) == on_disk
     for path, entry in manifest["files"].items():
         assert entry == {"bytes": (site / path).stat().st_size, "sha256": sha256(site / path)}, path
+
+
+def test_service_worker_keeps_the_shell_by_hash_and_mnist_apart(site, manifest):
+    first, rest = (site / "sw.js").read_text().split("\n", 1)
+    assert first.startswith("const BUILD = ") and first.endswith(";")
+    build = json.loads(first.removeprefix("const BUILD = ").removesuffix(";"))
+    assert rest == (ROOT / "web" / "sw.js").read_text()
+    assert build["version"] == manifest["version"] and re.fullmatch(r"[0-9a-f]{16}", build["version"])
+    assert build["data"] == sorted(manifest["mnist"].values())
+    # Everything the page needs to become ready, each with the sha256 of the file in the site.
+    assert {"index.html", "app.js", "worker.js", "mnist.js", "offline.js", "manifest.json", "pretrained.npz",
+            manifest["pycnn_wheel"], manifest["numpy_wheel"], "pyodide/pyodide.asm.wasm",
+            "pyodide/python_stdlib.zip", "pyodide/pyodide-lock.json"} <= set(build["shell"])
+    assert not set(build["shell"]) & set(build["data"])
+    for path, digest in build["shell"].items():
+        assert digest == sha256(site / path), path
+
+
+def test_version_is_a_hash_of_every_file_hash(manifest):
+    # Any changed file changes the version, and with it sw.js, so browsers install the new build.
+    unversioned = {k: v for k, v in manifest.items() if k != "version"}
+    assert manifest["version"] == hashlib.sha256(json.dumps(unversioned, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def test_page_uses_only_relative_urls(site):
@@ -127,7 +149,7 @@ def test_page_uses_only_relative_urls(site):
         if url.startswith("https://pyodide.org"):
             continue  # a plain link for people to follow; nothing fetches it
         assert not url.startswith(("/", "http:", "https:", "//")), url
-    for name in ("app.js", "worker.js", "chart.js", "mnist.js"):
+    for name in ("app.js", "worker.js", "chart.js", "mnist.js", "offline.js", "sw.js"):
         code = (site / name).read_text()
         assert "http://" not in code and "https://" not in code, name
         for spec in re.findall(r'import .* from "([^"]+)"', code):

@@ -3,6 +3,7 @@
 
 import { HistoryChart } from "./chart.js";
 import { loadMnist } from "./mnist.js";
+import { keepForOffline } from "./offline.js";
 import { WorkerPool } from "./parallel.js";
 import { blankTiles, drawConfusion, drawMaps, drawPerClass, drawTiles, selectCell } from "./views.js";
 
@@ -803,6 +804,7 @@ async function start() {
     versionsText = el.versions.textContent = `pycnn ${info.versions.pycnn} · Pyodide ${info.versions.pyodide}`;
     setStatus(`Ready in ${((performance.now() - t0) / 1000).toFixed(1)} s. Draw a digit, or train a model.`);
     setState("ready");
+    keepForOffline();
     if (inked) requestPrediction();
     refreshViews();
     drawPerClass(el.perClass, null);
