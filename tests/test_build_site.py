@@ -145,16 +145,44 @@ def test_version_is_a_hash_of_every_file_hash(manifest):
 
 def test_page_uses_only_relative_urls(site):
     html = (site / "index.html").read_text()
-    for url in re.findall(r'(?:src|href)="([^"]+)"', html):
-        if url.startswith("https://pyodide.org"):
-            continue  # a plain link for people to follow; nothing fetches it
+    # Links (<a href>) are for people to follow; everything the browser loads by itself is relative.
+    loaded = re.sub(r'<a [^>]*>', "", html)
+    for url in re.findall(r'(?:src|href|content)="([^"]+)"', loaded):
         assert not url.startswith(("/", "http:", "https:", "//")), url
-    for name in ("app.js", "worker.js", "chart.js", "mnist.js", "offline.js", "sw.js"):
+    assert "{{" not in html
+    for name in sorted(p.name for p in site.glob("*.js")):
         code = (site / name).read_text()
         assert "http://" not in code and "https://" not in code, name
         for spec in re.findall(r'import .* from "([^"]+)"', code):
             assert spec.startswith("./"), (name, spec)
     assert 'type: "module"' in (site / "app.js").read_text()
+
+
+def test_page_has_title_description_preview_icon_source_and_credits(site):
+    html = (site / "index.html").read_text()
+    for pattern in (r"<title>pycnn · [^<]+</title>", r'<meta name="description" content="[^"]{40,}">',
+                    r'<meta property="og:title" content="[^"]+">', r'<meta property="og:description" content="[^"]+">',
+                    r'<link rel="icon" href="icon.svg" type="image/svg\+xml">'):
+        assert re.search(pattern, html), pattern
+    source = build_site.source_url(ROOT)
+    assert html.count(f'href="{source}"') == 2  # the line under the title and the footer
+    credits = re.search(r'<p id="credits">(.*?)</p>', html, re.DOTALL)[1]
+    for words in ("MIT", "Yann LeCun", "Corinna Cortes", "Christopher J.C. Burges", "Pyodide",
+                  '<a href="pyodide/LICENSE">Mozilla Public License 2.0</a>'):
+        assert words in credits, words
+
+
+def test_source_url_is_the_repository_being_built_or_pyprojects(monkeypatch, tmp_path):
+    monkeypatch.delenv("GITHUB_SERVER_URL", raising=False)
+    monkeypatch.delenv("GITHUB_REPOSITORY", raising=False)
+    assert build_site.source_url(ROOT).startswith("https://")
+    monkeypatch.setenv("GITHUB_SERVER_URL", "https://github.com")
+    monkeypatch.setenv("GITHUB_REPOSITORY", "someone/pycnn-fork")
+    assert build_site.source_url(ROOT) == "https://github.com/someone/pycnn-fork"
+    monkeypatch.delenv("GITHUB_REPOSITORY")
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "pycnn"\n')
+    with pytest.raises(build_site.BuildError, match=r"no Source entry under \[project.urls\]"):
+        build_site.source_url(tmp_path)
 
 
 # ---------------------------------------------------------------- refusals
