@@ -21,7 +21,7 @@ let stopRequested = false;
 let training = false;
 let evalToken = 0; // bumped to abandon the evaluation in progress (new model, training)
 let primary = false; // this is the page's own worker (MNIST, test set, the model used for drawing)
-let shown = { at: 0, events: [] }; // data-parallel steps: progress is posted at most every SLICE_SECONDS
+let shown = { at: 0, events: [], last: null }; // data-parallel steps: progress not yet posted
 
 const status = (text) => self.postMessage({ type: "status", text });
 const siteURL = (path) => new URL(path, new URL("./", import.meta.url)).href;
@@ -342,7 +342,7 @@ const handlers = {
     training = true;
     stopRequested = false;
     evalToken++;
-    shown = { at: performance.now(), events: [] };
+    shown = { at: performance.now(), events: [], last: null };
     self.postMessage({ type: "train-start", info });
     return info;
   },
@@ -368,27 +368,33 @@ const handlers = {
     let slice = null;
     let applyMs = 0;
     let evaluated = false;
+    let due = false;
     if (grads) {
       const t0 = performance.now();
       slice = callPy("apply_gradients", grads, batch);
       applyMs = performance.now() - t0;
-      report(slice);
+      due = collect(slice);
     }
     while (slice && slice.evaluating && !slice.done) {
       evaluated = true;
+      if (due) postProgress();
       await tick();
       if (stopRequested) return { stopped: true };
       slice = callPy("train_slice", SLICE_SECONDS, 0);
-      report(slice, true);
+      due = collect(slice) || true;
     }
     if (slice && slice.done) {
       training = false;
+      if (due) postProgress();
       if (primary && !slice.diverged) await saveActiveModel();
       return { slice };
     }
     const t0 = performance.now();
     const part = callPy("compute_gradients");
-    return { slice, part, computeMs: performance.now() - t0, applyMs, evaluated };
+    const computeMs = performance.now() - t0;
+    // After the reply: the chart and filters are not on the way of the next step's gradients.
+    if (due) setTimeout(postProgress, 0);
+    return { slice, part, computeMs, applyMs, evaluated };
   },
 
   async par_solo() {
@@ -408,13 +414,21 @@ const handlers = {
 };
 
 // The first worker posts the progress of data-parallel steps as the "train"
-// request does for its slices, at most every SLICE_SECONDS.
-function report(slice, now = false) {
-  if (!primary) return;
+// request does for its slices, at most every REPORT_SECONDS: collect(slice)
+// keeps a step's events and says whether a report is due.
+const REPORT_SECONDS = 0.5;
+
+function collect(slice) {
+  if (!primary) return false;
   shown.events.push(...slice.events);
-  if (!now && !slice.done && !slice.events.some((e) => e.kind === "epoch") && performance.now() - shown.at < SLICE_SECONDS * 1000) return;
-  self.postMessage({ type: "train-progress", ...slice, events: shown.events, filters: callPy("filters"), history: callPy("chart") });
-  shown = { at: performance.now(), events: [] };
+  shown.last = slice;
+  return slice.done || slice.events.some((e) => e.kind === "epoch") || performance.now() - shown.at >= REPORT_SECONDS * 1000;
+}
+
+function postProgress() {
+  if (!shown.last) return;
+  self.postMessage({ type: "train-progress", ...shown.last, events: shown.events, filters: callPy("filters"), history: callPy("chart") });
+  shown = { at: performance.now(), events: [], last: null };
 }
 
 // The buffers of a reply's byte arrays (itself, or its values and its part's
