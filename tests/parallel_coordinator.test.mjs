@@ -38,15 +38,18 @@ globalThis.Worker = FakeWorker;
 const { WorkerPool, reduceParts } = await import("../web/parallel.js");
 
 // The page's own worker, as a call(type, args) function; it ends the run after STEPS applied steps.
-function firstWorker() {
+function firstWorker({ divergeAt = null, onStep = () => {} } = {}) {
   const calls = [];
   let applied = 0;
   const call = async (type, args = {}) => {
     calls.push({ type, ...args });
+    if (type === "par_stop") return { kept: false, model: { name: "pretrained" } };
     if (type === "params") return floats([0, 0]);
     if (type === "shard_data") return { images: new Uint8Array(784), labels: new Uint8Array(1), shape: [1, 28, 28] };
     if (type === "par_step") {
-      if (args.grads && ++applied === STEPS) return { slice: { done: true, diverged: null, model: { name: "seed" } } };
+      onStep(applied);
+      if (args.grads && ++applied === divergeAt) return { slice: { done: true, diverged: "the loss became nan", model: { name: "pretrained" } } };
+      if (args.grads && applied === STEPS) return { slice: { done: true, diverged: null, model: { name: "seed" } } };
       return { slice: null, part: { grads: floats([1, 10]), count: 32, loss: 0.5, correct: 31 }, computeMs: 10, applyMs: 1 };
     }
     return {};
@@ -105,4 +108,27 @@ test("a worker that dies mid-run leaves the run to the first one, which says so"
   assert.deepEqual(read(afterSolo[1].grads), [1, 10]); // its own part is now the whole sum
   assert.match(h.seen.notes.join(" "), /A worker stopped \(out of memory\); training goes on in 1 worker/);
   assert.equal(pool.extras.length, 0);
+});
+
+test("Stop ends the run at the next step and the extra workers drop their runs", async () => {
+  let pool;
+  const first = firstWorker({ onStep: (applied) => applied === 2 && pool.stop() });
+  pool = new WorkerPool(first.call, "worker.js");
+  pool.resize(1);
+  const result = await pool.train({ preset: "seed" }, hooks());
+  assert.equal(result.reason, "stopped");
+  assert.equal(result.kept, false);
+  const types = first.calls.map((c) => c.type);
+  assert.ok(types.includes("stop") && types.at(-1) === "par_stop", types.join(" "));
+  assert.ok(types.filter((t) => t === "par_step").length <= 4, types.join(" "));
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.equal(FakeWorker.made.at(-1).received.at(-1).type, "par_stop");
+});
+
+test("a diverged run ends with the first worker's message", async () => {
+  const first = firstWorker({ divergeAt: 2 });
+  const pool = new WorkerPool(first.call, "worker.js");
+  pool.resize(1);
+  const result = await pool.train({ preset: "seed" }, hooks());
+  assert.deepEqual(result, { reason: "diverged", message: "the loss became nan", model: { name: "pretrained" } });
 });
