@@ -37,7 +37,7 @@ HISTORY_SMOOTHING = 0.95  # the history chart's smoothed loss: about 20 steps, b
 CHART_POINTS = 1000  # at most this many points per loss series sent to the page
 EVAL_BATCH = 250  # test images per evaluation chunk: about 0.1 s for LeNet in the browser
 MODEL_SOURCES = ("file", "saved")  # where load_model_file's bytes came from
-MAX_SHARDS = 16  # data-parallel workers (each a Pyodide of about 100 MB) a run may use
+MAX_SHARDS = 16  # data-parallel workers a run may use (the page offers at most 8)
 
 DEFAULTS: dict[str, Any] = {
     "preset": "lenet", "optimizer": "adam", "lr": 0.001, "momentum": 0.9, "batch_size": 64,

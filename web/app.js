@@ -139,7 +139,7 @@ function startWorker() {
 
 // ---------------------------------------------------------------- workers
 // One worker per core, less one for the page and the browser; each extra one
-// is a whole Python (about 100 MB), so at most MAX_WORKERS.
+// is a whole Python (the tab grew by about 170 MB with a second one), so at most MAX_WORKERS.
 
 const MAX_WORKERS = 8;
 

@@ -88,7 +88,7 @@ export class WorkerPool {
     this.running = false;
   }
 
-  // Keep `count` extra workers started (Pyodide loads in each: about 4 s and 100 MB).
+  // Keep `count` extra workers started (each loads Pyodide: about 4 s, and over 100 MB).
   resize(count) {
     while (this.extras.length > count) this.extras.pop().peer.terminate();
     while (this.extras.length < count) {
