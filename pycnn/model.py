@@ -3,7 +3,9 @@
 Model file format (one ``.npz``, no pickles):
 
 - ``architecture``: a JSON string ``{"format": "pycnn-model", "version": 1,
-  "input_shape": [H, W, C], "layers": [layer configs...], "preset": {...}|null}``;
+  "input_shape": [H, W, C], "layers": [layer configs...], "preset": {...}|null}``.
+  ``version`` is the file format's version: files without one are read as
+  version 1, files from a newer pycnn (a higher version) are refused;
 - ``<layer name>.<param name>`` (for example ``conv1.W``, ``dense1.b``): one
   float32 array per parameter. Conv weights are ``(KH, KW, C, F)``; dense
   weights are ``(D, M)``; activations are channels-last throughout.
@@ -21,15 +23,12 @@ from typing import Any
 import numpy as np
 
 from .data import to_float
+from .errors import ConfigError, ModelFormatError, ModelNotFoundError, PycnnError
 from .layers import Conv2D, Dense, Flatten, Layer, MaxPool2D, Param, ReLU, layer_from_config
 from .losses import softmax
 
 FORMAT = "pycnn-model"
 VERSION = 1
-
-
-class ModelFormatError(ValueError):
-    """A model file that is not a pycnn model, or does not fit its architecture."""
 
 
 def _layer_names(layers: list[Layer]) -> list[str]:
@@ -190,12 +189,20 @@ class Sequential:
         return buf.getvalue()
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the model to ``path`` (a ``.npz`` file), atomically."""
+        """Write the model to ``path`` (a ``.npz`` file), atomically.
+
+        Raises :class:`ConfigError` if the file cannot be written; an
+        existing file at ``path`` is then left as it was.
+        """
         path = os.fspath(path)
         tmp = path + ".tmp"
-        with open(tmp, "wb") as f:
-            f.write(self.to_bytes())
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(self.to_bytes())
+            os.replace(tmp, path)
+        except OSError as exc:
+            _remove_quietly(tmp)
+            raise ConfigError(f"cannot save the model to {path}: {exc.strerror or exc}") from None
 
     def describe(self) -> str:
         """One line per layer: name, type, output shape, parameter count."""
@@ -248,21 +255,59 @@ PRESETS = {"seed": seed_model, "lenet": lenet_model}
 def build_model(name: str = "seed", **hparams: Any) -> Sequential:
     """A preset model by name (``"seed"`` or ``"lenet"``) with its hyperparameters."""
     if name not in PRESETS:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(PRESETS)}")
+        raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(PRESETS)}")
     try:
         return PRESETS[name](**hparams)
     except TypeError as exc:
-        raise ValueError(f"bad hyperparameters for {name}: {exc}") from None
+        raise ConfigError(f"bad hyperparameters for {name}: {exc}") from None
+    except ValueError as exc:  # a layer that does not fit, said by the layer
+        raise exc if isinstance(exc, PycnnError) else ConfigError(str(exc)) from None
+
+
+def check_save_path(path: str | os.PathLike) -> None:
+    """Fail now, with :class:`ConfigError`, if :meth:`Sequential.save` could not write ``path``.
+
+    Creates and removes the temporary file the save will use, so a folder
+    that does not exist or cannot be written is found before training.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ConfigError(f"cannot save the model to {path}: it is a folder; give a file name such as "
+                          f"{os.path.join(path, 'model.npz')}")
+    if not os.path.isdir(folder):
+        raise ConfigError(f"cannot save the model to {path}: the folder {folder} does not exist")
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "xb"):
+            pass
+    except FileExistsError:
+        return  # a leftover temporary file: the folder is writable and save will replace it
+    except OSError as exc:
+        raise ConfigError(f"cannot save the model to {path}: {exc.strerror or exc}") from None
+    _remove_quietly(tmp)
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
 
 
 def _read_npz(source: str | os.PathLike | bytes | io.IOBase) -> dict[str, np.ndarray]:
     """The arrays of an ``.npz`` file; refuses anything else with a specific message."""
     if isinstance(source, (str, os.PathLike)):
         where = os.fspath(source)
+        if os.path.isdir(where):
+            raise ModelNotFoundError(f"model file {where} is a folder; give the .npz file inside it")
         if not os.path.isfile(where):
-            raise FileNotFoundError(f"model file {where} not found")
-        with open(source, "rb") as f:
-            data = f.read()
+            raise ModelNotFoundError(f"model file {where} not found")
+        try:
+            with open(source, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            raise ModelFormatError(f"cannot read the model file {where}: {exc.strerror or exc}") from None
     elif isinstance(source, (bytes, bytearray, memoryview)):
         where, data = "the model data", bytes(source)
     else:
@@ -315,13 +360,14 @@ def load_model(source: str | os.PathLike | bytes | io.IOBase,
         raise ModelFormatError(f"the model's architecture is not valid JSON ({exc})") from None
     if not isinstance(arch, dict) or arch.get("format") != FORMAT:
         raise ModelFormatError("the .npz file is not a pycnn model (missing format marker)")
-    if arch.get("version") != VERSION:
-        raise ModelFormatError(f"model file version {arch.get('version')!r} is not supported (expected {VERSION})")
+    _check_version(arch.get("version", 1))
+    _check_preset(arch.get("preset"))
     try:
         layers = [layer_from_config(c) for c in arch["layers"]]
         model = Sequential(layers, tuple(arch["input_shape"]), arch.get("preset"))
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFormatError(f"the model's architecture is invalid: {exc}") from None
+    _check_preset_layers(model)
     if input_shape is not None and model.input_shape != tuple(input_shape):
         raise ModelFormatError(f"this model takes images of shape {model.input_shape}, "
                                f"not {tuple(input_shape)}")
@@ -329,6 +375,42 @@ def load_model(source: str | os.PathLike | bytes | io.IOBase,
         raise ModelFormatError(f"this model predicts {model.num_classes} classes, not {num_classes}")
     _assign_weights(model, arrays)
     return model
+
+
+def _check_version(version: Any) -> None:
+    """Files without a version are version 1; a newer pycnn's files are refused."""
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ModelFormatError(f"model file version {version!r} is not a format version")
+    if version > VERSION:
+        raise ModelFormatError(f"the model file has format version {version}, from a newer pycnn; this pycnn "
+                               f"reads version {VERSION} and older: upgrade pycnn to load it")
+
+
+def _check_preset(preset: Any) -> None:
+    """The architecture's name: null (a custom model) or one of PRESETS with a dict of hyperparameters."""
+    if preset is None:
+        return
+    if not isinstance(preset, dict) or not isinstance(preset.get("hparams", {}), dict):
+        raise ModelFormatError(f"the model's architecture is invalid: preset must be a dict, got {preset!r}")
+    if preset.get("name") not in PRESETS:
+        raise ModelFormatError(f"unknown architecture {preset.get('name')!r} in the model file; "
+                               f"this pycnn knows {', '.join(PRESETS)}")
+
+
+def _check_preset_layers(model: Sequential) -> None:
+    """A file that names a preset must hold that preset's layers for its hyperparameters."""
+    if model.preset is None:
+        return
+    name, hparams = model.preset["name"], model.preset.get("hparams", {})
+    try:
+        expected = build_model(name, **hparams).architecture()["layers"]
+    except MemoryError:
+        raise ModelFormatError(f"the model file's {name} hyperparameters ask for an impossibly large model") from None
+    except PycnnError as exc:
+        raise ModelFormatError(f"the model file's {name} hyperparameters are invalid: {exc}") from None
+    if expected != [layer.config() for layer in model.layers]:
+        raise ModelFormatError(f"the model file says it is a {name} model, but its layers are not "
+                               f"{name}'s for its hyperparameters")
 
 
 def _assign_weights(model: Sequential, arrays: dict[str, np.ndarray]) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from .errors import ConfigError
 from .layers import Param
 
 
@@ -22,9 +23,9 @@ class Optimizer:
         if not self.params:
             raise ValueError("optimizer got no parameters")
         if not np.isfinite(lr) or lr <= 0:
-            raise ValueError(f"learning rate must be a positive number, got {lr!r}")
+            raise ConfigError(f"learning rate must be a positive number, got {lr!r}")
         if not np.isfinite(weight_decay) or weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
+            raise ConfigError(f"weight_decay must be >= 0, got {weight_decay!r}")
         self.lr, self.weight_decay = float(lr), float(weight_decay)
 
     def gradient(self, p: Param) -> np.ndarray:
@@ -55,7 +56,7 @@ class Momentum(Optimizer):
                  nesterov: bool = False, weight_decay: float = 0.0) -> None:
         super().__init__(params, lr, weight_decay)
         if not 0 <= momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+            raise ConfigError(f"momentum must be in [0, 1), got {momentum!r}")
         self.momentum, self.nesterov = float(momentum), nesterov
         self.velocity = [np.zeros_like(p.value) for p in self.params]
 
@@ -83,9 +84,9 @@ class Adam(Optimizer):
                  beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0) -> None:
         super().__init__(params, lr, weight_decay)
         if not (0 <= beta1 < 1 and 0 <= beta2 < 1):
-            raise ValueError(f"Adam betas must be in [0, 1), got {beta1!r}, {beta2!r}")
+            raise ConfigError(f"Adam betas must be in [0, 1), got {beta1!r}, {beta2!r}")
         if not (np.isfinite(eps) and eps > 0):
-            raise ValueError(f"Adam eps must be a positive number, got {eps!r}")
+            raise ConfigError(f"Adam eps must be a positive number, got {eps!r}")
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
         self.m = [np.zeros_like(p.value) for p in self.params]
         self.v = [np.zeros_like(p.value) for p in self.params]
@@ -116,4 +117,4 @@ def make_optimizer(name: str, params: Iterable[Param], lr: float, momentum: floa
         return Momentum(params, lr, momentum=momentum, weight_decay=weight_decay)
     if name == "adam":
         return Adam(params, lr, weight_decay=weight_decay)
-    raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+    raise ConfigError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .errors import ConfigError, DataFormatError, DivergedError
 from .losses import softmax_cross_entropy
 from .model import Sequential
 from .optim import Optimizer, make_optimizer
@@ -22,15 +23,11 @@ from .parallel import ShardSchedule
 Event = dict
 
 
-class DivergedError(RuntimeError):
-    """The loss became NaN or infinite; the weights are left as they were before that step."""
-
-
 def _check_dataset(x: np.ndarray, y: np.ndarray, what: str) -> None:
     if len(x) != len(y):
-        raise ValueError(f"{what}: {len(x)} images but {len(y)} labels")
+        raise DataFormatError(f"{what}: {len(x)} images but {len(y)} labels")
     if len(x) == 0:
-        raise ValueError(f"{what}: the data set is empty")
+        raise DataFormatError(f"{what}: the data set is empty")
 
 
 class Trainer:
@@ -60,13 +57,13 @@ class Trainer:
         if x_test is not None:
             _check_dataset(x_test, y_test, "test set")
         if int(batch_size) != batch_size or batch_size < 1:
-            raise ValueError(f"batch size must be a whole number >= 1, got {batch_size!r}")
+            raise ConfigError(f"batch size must be a whole number >= 1, got {batch_size!r}")
         if int(eval_batch_size) != eval_batch_size or eval_batch_size < 1:
-            raise ValueError(f"evaluation batch size must be a whole number >= 1, got {eval_batch_size!r}")
+            raise ConfigError(f"evaluation batch size must be a whole number >= 1, got {eval_batch_size!r}")
         if int(epochs) != epochs or epochs < 1:
-            raise ValueError(f"epochs must be a whole number >= 1, got {epochs!r}")
+            raise ConfigError(f"epochs must be a whole number >= 1, got {epochs!r}")
         if not 0 < lr_decay <= 1:
-            raise ValueError(f"lr_decay must be in (0, 1], got {lr_decay!r}")
+            raise ConfigError(f"lr_decay must be in (0, 1], got {lr_decay!r}")
         self.model, self.optimizer, self.lr_decay = model, optimizer, float(lr_decay)
         self.x_train, self.y_train = x_train, np.asarray(y_train)
         self.x_test, self.y_test = x_test, None if y_test is None else np.asarray(y_test)
@@ -86,6 +83,9 @@ class Trainer:
         self.steps_per_epoch = self.schedule.steps_per_epoch
         self.step = 0          # training steps done, over all epochs
         self.epoch = 0         # epochs finished (trained and evaluated)
+        # The weights before the last update: put back if that update made them non-finite.
+        self._params = model.params()
+        self._previous = [np.array(p.value) for p in self._params]
         self._eval_pos: int | None = None
         self._start_epoch()
 
@@ -188,14 +188,14 @@ class Trainer:
         """The optimizer step with the gradients in ``Param.grad``; returns the step event.
 
         ``batch`` is :meth:`compute_gradients`'s dict summed over all parts of
-        the global batch. Raises :class:`DivergedError`, leaving the weights
-        as they were, if its loss is not finite.
+        the global batch. Raises :class:`DivergedError`, keeping the last finite weights,
+        if its loss is not finite.
         """
         loss, count, correct = float(batch["loss"]), int(batch["count"]), int(batch["correct"])
         if not math.isfinite(loss):
-            raise DivergedError(
-                f"the loss became {loss} at step {self.step + 1} (epoch {self.epoch + 1}): "
-                f"training diverged; lower the learning rate (it is {self.optimizer.lr:g})")
+            self._diverged(loss)
+        for p, previous in zip(self._params, self._previous):
+            np.copyto(previous, p.value)
         self.optimizer.step()
         self.step += 1
         self._batch += 1
@@ -209,6 +209,22 @@ class Trainer:
         if self._batch == self.steps_per_epoch:
             self._eval_pos = 0  # the next unit of work evaluates the test set
         return event
+
+    def _diverged(self, loss: float) -> None:
+        """Raise DivergedError, first putting back the last finite weights.
+
+        The weights that gave a non-finite loss are kept if they are finite
+        (the loss overflowed); otherwise the last update broke them and the
+        weights from before it, kept by ``apply_gradients``, come back.
+        """
+        if not all(np.isfinite(p.value).all() for p in self._params):
+            for p, previous in zip(self._params, self._previous):
+                np.copyto(p.value, previous)
+        lr = self.optimizer.lr
+        raise DivergedError(
+            f"training diverged: the loss became {loss} at step {self.step + 1} (epoch {self.epoch + 1}); "
+            f"lower the learning rate (it is {lr:g}), for example to {lr / 10:g}. "
+            "The model keeps its last finite weights.", step=self.step + 1, lr=lr)
 
     def _eval_chunk(self) -> Event | None:
         """Evaluate the next test chunk; returns the epoch event after the last one."""

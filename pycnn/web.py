@@ -21,11 +21,13 @@ from typing import Any
 import numpy as np
 
 from . import insight
+from .config import check_conv, check_limit, check_training
+from .errors import ConfigError, DataFormatError, DivergedError
 from .model import Sequential, build_model, load_model
 from .optim import OPTIMIZERS, make_optimizer
 from .preprocess import preprocess_digit
 from .parallel import ShardSchedule
-from .train import DivergedError, Trainer
+from .train import Trainer
 
 IMAGE_SHAPE = (28, 28)
 NUM_CLASSES = 10
@@ -112,18 +114,18 @@ def _images(data: Any, shape: Any, what: str) -> np.ndarray:
     flat = _buffer(data, what)
     dims = _shape(shape, f"{what} shape")
     if len(dims) != 3 or dims[1:] != IMAGE_SHAPE:
-        raise ValueError(f"{what} must have shape (N, 28, 28), got {dims}")
+        raise DataFormatError(f"{what} must have shape (N, 28, 28), got {dims}")
     if flat.size != math.prod(dims):
-        raise ValueError(f"{what}: {flat.size} bytes for shape {dims} ({math.prod(dims)} expected)")
+        raise DataFormatError(f"{what}: {flat.size} bytes for shape {dims} ({math.prod(dims)} expected)")
     return flat.reshape(dims).copy()
 
 
 def _labels(data: Any, count: int, what: str) -> np.ndarray:
     y = _buffer(data, what).astype(np.int64)
     if y.size != count:
-        raise ValueError(f"{what}: {y.size} labels for {count} images")
+        raise DataFormatError(f"{what}: {y.size} labels for {count} images")
     if y.size and y.max() >= NUM_CLASSES:
-        raise ValueError(f"{what}: labels must lie in 0..9 (found {y.max()})")
+        raise DataFormatError(f"{what}: labels must lie in 0..9 (found {y.max()})")
     return y
 
 
@@ -131,11 +133,11 @@ def _number(config: dict, key: str, lo: float, hi: float, integer: bool) -> int 
     value, name = config[key], LABELS[key]
     kind = "a whole number" if integer else "a number"
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name} must be {kind} between {lo:g} and {hi:g}, got {value!r}")
+        raise ConfigError(f"{name} must be {kind} between {lo:g} and {hi:g}, got {value!r}")
     if integer and value != int(value):
-        raise ValueError(f"{name} must be a whole number, got {value!r}")
+        raise ConfigError(f"{name} must be a whole number, got {value!r}")
     if not lo <= value <= hi:
-        raise ValueError(f"{name} must be between {lo:g} and {hi:g}, got {value:g}")
+        raise ConfigError(f"{name} must be between {lo:g} and {hi:g}, got {value:g}")
     return int(value) if integer else float(value)
 
 
@@ -147,36 +149,45 @@ def validate_config(config: dict, train_available: int = 60000) -> dict:
     train_size (the first N training images; default all), seed, shards (the
     number of data-parallel workers the batch schedule is made for, see
     ``parallel.ShardSchedule``; 1 is the classic schedule), and for the
-    seed preset n_filter, filter_size, stride, padding. Raises ValueError with
-    a message fit to show the user.
+    seed preset n_filter, filter_size, stride, padding. A train_size above
+    ``train_available`` uses all the images and the result gets a "note"
+    saying so. Raises ConfigError (a ValueError) with a message fit to show
+    the user: the checks of ``pycnn.config`` (as the CLI), then the page's
+    limits.
     """
     if hasattr(config, "to_py"):
         config = config.to_py()
     if not isinstance(config, dict):
-        raise ValueError(f"the training settings must be a dict, got {type(config).__name__}")
+        raise ConfigError(f"the training settings must be a dict, got {type(config).__name__}")
     unknown = sorted(set(config) - set(DEFAULTS))
     if unknown:
-        raise ValueError(f"unknown training setting {unknown[0]!r}; known: {', '.join(DEFAULTS)}")
+        raise ConfigError(f"unknown training setting {unknown[0]!r}; known: {', '.join(DEFAULTS)}")
     c = {**DEFAULTS, **{k: v for k, v in config.items() if v is not None}}
     if c["preset"] not in ("seed", "lenet"):
-        raise ValueError(f"preset must be 'seed' or 'lenet', got {c['preset']!r}")
+        raise ConfigError(f"preset must be 'seed' or 'lenet', got {c['preset']!r}")
     if c["optimizer"] not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {c['optimizer']!r}")
-    if c["train_size"] is None:
-        c["train_size"] = train_available
+        raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {c['optimizer']!r}")
+    # The library's checks (pycnn.config, shared with the CLI) first, then the page's own limits.
+    check_training(c["lr"], c["epochs"], c["batch_size"])
+    train_size, note = check_limit(c["train_size"], train_available)
     out = {"preset": c["preset"], "optimizer": c["optimizer"],
            "lr": _number(c, "lr", 1e-6, 1.0, False),
            "momentum": _number(c, "momentum", 0.0, 0.999, False),
            "batch_size": _number(c, "batch_size", 1, 512, True),
            "epochs": _number(c, "epochs", 1, 20, True),
-           "train_size": _number(c, "train_size", min(100, train_available), train_available, True),
+           "train_size": _number({"train_size": train_size}, "train_size", min(100, train_available),
+                                 train_available, True),
            "seed": _number(c, "seed", 0, 2**31 - 1, True)}
     out["shards"] = _number(c, "shards", 1, min(MAX_SHARDS, out["batch_size"]), True)
     if out["preset"] == "seed":
+        k = c["filter_size"]
+        check_conv(c["n_filter"], k, k, c["stride"], c["padding"], *IMAGE_SHAPE)
         out["n_filter"] = _number(c, "n_filter", 1, 64, True)
         out["filter_size"] = _number(c, "filter_size", 1, 28, True)
         out["stride"] = _number(c, "stride", 1, 28, True)
         out["padding"] = _number(c, "padding", 0, out["filter_size"] - 1, True)
+    if note:
+        out["note"] = note
     return out
 
 
@@ -188,7 +199,7 @@ def _build(config: dict) -> Sequential:
         return build_model("seed", n_filter=config["n_filter"], h_filter=k, w_filter=k,
                            stride=config["stride"], padding=config["padding"], seed=config["seed"])
     except ValueError as e:
-        raise ValueError(f"this seed architecture does not fit 28x28 images: {e}") from None
+        raise ConfigError(f"this seed architecture does not fit 28x28 images: {e}") from None
 
 
 def _macs_per_image(model: Sequential) -> int:
@@ -237,7 +248,7 @@ def set_dataset(train_images: Any, train_labels: Any, test_images: Any, test_lab
     x_test = _images(test_images, test_shape, "test images")
     y_test = _labels(test_labels, len(x_test), "test labels")
     if len(x_train) == 0 or len(x_test) == 0:
-        raise ValueError("the training and test sets must not be empty")
+        raise DataFormatError("the training and test sets must not be empty")
     _state.data = (x_train, y_train, x_test, y_test)
     return {"train": len(x_train), "test": len(x_test)}
 
@@ -335,8 +346,8 @@ def start_training(config: dict, shard: int | None = None) -> dict:
     evaluates the test set, and hands the other shards out (shard_data); the
     others run start_replica. Returns {"epochs", "train_size", "test_size",
     "batch_size", "shards", "steps_per_epoch", "total_steps", "chart_end": the
-    global step (see chart) this run ends at if it is not stopped, "model":
-    info of the new model}.
+    global step (see chart) this run ends at if it is not stopped, "note":
+    validate_config's note or None, "model": info of the new model}.
     """
     if _state.data is None:
         raise ValueError("MNIST is not loaded yet")
@@ -356,7 +367,7 @@ def start_training(config: dict, shard: int | None = None) -> dict:
     trainer = _trainer(model, x, y, x_test, y_test, config, shard, eval_batch)
     _state.run = _Run(trainer, model, config)
     _state.history.start_run()
-    return {"epochs": config["epochs"], "train_size": n, "test_size": len(x_test),
+    return {"epochs": config["epochs"], "train_size": n, "test_size": len(x_test), "note": config.get("note"),
             "batch_size": config["batch_size"], "shards": config["shards"],
             "steps_per_epoch": trainer.steps_per_epoch,
             "total_steps": trainer.total_steps, "chart_end": _state.history.step + trainer.total_steps,
@@ -369,7 +380,7 @@ def _check_speed(model: Sequential, config: dict) -> int:
     if macs * config["batch_size"] > MAX_STEP_MACS:
         largest = int(MAX_STEP_MACS // macs)
         fix = f"a batch size of at most {largest}" if largest >= 16 else "fewer or smaller filters or a larger stride"
-        raise ValueError(
+        raise ConfigError(
             f"too slow for the browser: one step of this model ({macs / 1e6:.1f} million multiply-adds per "
             f"image, batch {config['batch_size']}) would take seconds, so Stop could not answer quickly; use {fix}")
     return macs

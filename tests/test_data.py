@@ -68,7 +68,7 @@ GOOD = idx_bytes(np.zeros((2, 3, 3), np.uint8))
 @pytest.mark.parametrize(
     "buf, message",
     [
-        (b"", "bad magic"),
+        (b"", "my-file is empty"),
         (b"PK\x03\x04" + GOOD[4:], "bad magic"),
         (b"\x00\x00\x0d\x03" + GOOD[4:], "element type 0x0d"),
         (b"\x00\x00\x08\x02" + GOOD[4:], "2 dimensions"),

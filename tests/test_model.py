@@ -236,7 +236,13 @@ def test_load_refuses_npz_without_architecture():
 
 @pytest.mark.parametrize("change, message", [
     (lambda a: a.update(format="keras"), "not a pycnn model (missing format marker)"),
-    (lambda a: a.update(version=99), "model file version 99 is not supported"),
+    (lambda a: a.update(version=99), "the model file has format version 99, from a newer pycnn; this pycnn reads "
+                                     "version 1 and older: upgrade pycnn to load it"),
+    (lambda a: a.update(version="1"), "model file version '1' is not a format version"),
+    (lambda a: a.update(preset={"name": "resnet", "hparams": {}}),
+     "unknown architecture 'resnet' in the model file; this pycnn knows seed, lenet"),
+    (lambda a: a["preset"]["hparams"].update(n_filter=8),
+     "the model file says it is a seed model, but its layers are not seed's for its hyperparameters"),
     (lambda a: a["layers"][0].update(type="Conv3D"), "unknown layer type 'Conv3D'"),
     (lambda a: a["layers"][0].update(kh=40), "does not fit"),
     (lambda a: a.pop("layers"), "architecture is invalid"),

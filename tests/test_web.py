@@ -16,6 +16,7 @@ import pytest
 import pycnn
 from pycnn import web
 from pycnn.metrics import confusion_matrix
+from pycnn.errors import ConfigError
 from pycnn.model import ModelFormatError
 
 N_TRAIN, N_TEST = 2000, 500
@@ -195,29 +196,42 @@ def test_validate_config_fills_defaults():
 
 @pytest.mark.parametrize("config, message", [
     ({"lr": 1e9}, r"learning rate must be between 1e-06 and 1, got 1e\+09"),
-    ({"lr": -0.1}, r"learning rate must be between"),
-    ({"lr": float("nan")}, r"learning rate must be a number"),
-    ({"lr": "fast"}, r"learning rate must be a number"),
-    ({"batch_size": 0}, r"batch size must be between 1 and 512"),
+    ({"lr": -0.1}, r"learning rate must be a positive finite number, got -0\.1"),
+    ({"lr": float("nan")}, r"learning rate must be a positive finite number, got nan"),
+    ({"lr": "fast"}, r"learning rate must be a positive finite number, got 'fast'"),
+    ({"batch_size": 0}, r"batch size must be a whole number >= 1, got 0"),
     ({"batch_size": 10**6}, r"batch size must be between 1 and 512"),
     ({"batch_size": 2.5}, r"batch size must be a whole number"),
-    ({"epochs": 0}, r"epochs must be between 1 and 20"),
+    ({"epochs": 0}, r"epochs must be a whole number >= 1, got 0"),
+    ({"epochs": 50}, r"epochs must be between 1 and 20"),
     ({"epochs": True}, r"epochs must be a whole number"),
     ({"train_size": 10}, r"training-set size must be between 100 and 60000"),
-    ({"train_size": 70000}, r"training-set size must be between 100 and 60000"),
+    ({"train_size": 0}, r"the training-set size \(--limit\) must be a whole number >= 1, got 0"),
     ({"preset": "vgg"}, r"preset must be 'seed' or 'lenet'"),
     ({"optimizer": "rmsprop"}, r"optimizer must be one of sgd, momentum, adam"),
     ({"learning_rate": 0.1}, r"unknown training setting 'learning_rate'"),
-    ({"preset": "seed", "n_filter": 0}, r"number of filters must be between 1 and 64"),
-    ({"preset": "seed", "filter_size": 29}, r"filter size must be between 1 and 28"),
+    ({"preset": "seed", "n_filter": 0}, r"number of filters must be a whole number >= 1, got 0"),
+    ({"preset": "seed", "n_filter": 65}, r"number of filters must be between 1 and 64"),
+    ({"preset": "seed", "filter_size": 31}, r"a filter 31 pixels in height is larger than the padded image "
+                                            r"\(28 \+ 2\*1 = 30\); use a filter of at most 30 or padding of at least 2"),
+    ({"preset": "seed", "filter_size": 29, "padding": 1}, r"filter size must be between 1 and 28"),
     ({"preset": "seed", "filter_size": 3, "padding": 3}, r"padding must be between 0 and 2"),
-    ({"preset": "seed", "stride": 0}, r"stride must be between 1 and 28"),
+    ({"preset": "seed", "stride": 0}, r"stride must be a whole number >= 1, got 0"),
+    ({"preset": "seed", "stride": 2}, r"stride 2 does not tile the image's height: \(28 \+ 2\*1 - 7\) / 2 \+ 1 = "
+                                      r"12\.5 is not a whole number of positions; with padding 1 use stride 1 or 23, "
+                                      r"or with stride 2 and padding 1 use a filter of 6 or 8"),
     ({"shards": 0}, r"number of workers must be between 1 and 16"),
     ({"batch_size": 4, "shards": 5}, r"number of workers must be between 1 and 4"),
 ])
 def test_validate_config_rejects_absurd_settings(config, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError, match=message):
         web.validate_config(config)
+
+
+def test_a_training_set_size_above_the_data_uses_all_and_says_so():
+    config = web.validate_config({"train_size": 70000}, train_available=N_TRAIN)
+    assert config["train_size"] == N_TRAIN
+    assert config["note"] == f"the data has only {N_TRAIN:,} training images; using all of them (asked for 70,000)"
 
 
 def test_start_training_refuses_steps_too_slow_for_the_browser(loaded):
