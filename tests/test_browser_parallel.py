@@ -59,8 +59,8 @@ def test_two_workers_train_like_one_worker_on_the_same_batches(visit, mnist):
 
     # One process on the same global batches: the two-shard schedule over the first 1,000 images.
     config = web.validate_config({"preset": "seed", "optimizer": "sgd", "lr": 0.05, "batch_size": 64,
-                                  "train_size": 1000, "n_filter": 8, "filter_size": 7, "stride": 2,
-                                  "padding": 3, "shards": 2})
+                                  "train_size": 1000, "n_filter": 8, "filter_size": 6, "stride": 2,
+                                  "padding": 2, "shards": 2})
     model = web._build(config)
     x_train, y_train, _, _ = mnist
     Trainer(model, x_train[:1000], y_train[:1000], optimizer=pycnn.SGD(model.params(), lr=0.05),

@@ -470,7 +470,7 @@ def test_evaluation_in_slices_matches_the_library(trained_lenet, mnist_bytes, mn
 # ---------------------------------------------------------------- data-parallel training
 
 PARALLEL = {"preset": "seed", "optimizer": "sgd", "lr": 0.05, "batch_size": 32, "epochs": 1,
-            "train_size": 300, "n_filter": 8, "filter_size": 7, "stride": 2, "padding": 3, "shards": 2}
+            "train_size": 300, "n_filter": 8, "filter_size": 6, "stride": 2, "padding": 2, "shards": 2}
 
 
 class Workers:
