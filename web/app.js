@@ -195,9 +195,9 @@ function showWorkerStats(s) {
   const speedup = mine && one && s.workers === Number(JSON.parse(rate.key).workers) ? mine / one : null;
   const versus = speedup
     ? `${speedup.toFixed(2)}× the speed of one worker (${Math.round(one).toLocaleString("en-US")} images/s in this tab)`
-    : `about ${s.speedup.toFixed(2)}× the speed of one (estimated: the workers' busy time over the time taken; train with 1 worker to measure it)`;
+    : `about ${s.speedup.toFixed(2)}× one worker's speed (estimated from their busy time; train with 1 worker to measure it)`;
   el.workersNote.classList.remove("bad");
-  el.workersNote.textContent = `${s.workers} workers · ${versus} · ${s.commMs.toFixed(1)} ms of each ${s.stepMs.toFixed(0)} ms step spent on messages and waiting`;
+  el.workersNote.textContent = `${s.workers} workers · ${versus} · ${s.commMs.toFixed(1)} ms of each ${s.stepMs.toFixed(0)} ms step on messages and waiting`;
   Object.assign(el.workersNote.dataset, { workers: s.workers, speedup: s.speedup.toFixed(3), measuredSpeedup: speedup ? speedup.toFixed(3) : "",
     commMs: s.commMs.toFixed(2), stepMs: s.stepMs.toFixed(2) });
 }

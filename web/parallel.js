@@ -118,7 +118,9 @@ export class WorkerPool {
     const peers = [];
     for (const [i, extra] of [...this.extras].entries()) {
       try {
-        peers.push(await extra.ready);
+        const peer = await extra.ready;
+        if (peer.dead) throw peer.dead; // it stopped while the page was idle
+        peers.push(peer);
       } catch (err) {
         notes.push(`worker ${i + 2} could not start (${err.message})`);
         this.drop(extra);
