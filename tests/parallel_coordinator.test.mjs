@@ -26,6 +26,10 @@ class FakeWorker {
         this.onerror({ preventDefault() {}, message: "out of memory" });
         return;
       }
+      if (msg.type === "par_step" && this.steps === this.failAtStep) {
+        this.onmessage({ data: { id: msg.id, error: "MemoryError" } });
+        return;
+      }
       const result = msg.type === "par_step"
         ? { part: { grads: floats([2, 20]), count: 32, loss: 0.25, correct: 30 }, computeMs: 10, applyMs: 1 }
         : { ready: true };
@@ -131,4 +135,19 @@ test("a diverged run ends with the first worker's message", async () => {
   pool.resize(1);
   const result = await pool.train({ preset: "seed" }, hooks());
   assert.deepEqual(result, { reason: "diverged", message: "the loss became nan", model: { name: "pretrained" } });
+});
+
+test("a worker whose step fails is closed and the first one goes on alone", async () => {
+  const first = firstWorker();
+  const pool = new WorkerPool(first.call, "worker.js");
+  pool.resize(1);
+  const peer = FakeWorker.made.at(-1);
+  peer.failAtStep = 2;
+  const h = hooks();
+  const result = await pool.train({ preset: "seed" }, h);
+  assert.equal(result.reason, "done");
+  assert.ok(first.calls.some((c) => c.type === "par_solo"));
+  assert.match(h.seen.notes.join(" "), /A worker stopped \(MemoryError\)/);
+  assert.equal(pool.extras.length, 0);
+  assert.equal(first.calls.filter((c) => c.type === "par_step" && c.grads).length, STEPS);
 });

@@ -15,4 +15,4 @@ def test_coordinator_sums_parts_and_falls_back_to_one_worker():
         pytest.fail("node not found: install Node.js >= 18 (see the README)", pytrace=False)
     run = subprocess.run([node, "--test", str(SCRIPT)], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "# pass 5" in run.stdout, run.stdout
+    assert "# pass 6" in run.stdout, run.stdout

@@ -151,19 +151,21 @@ function buildWorkerChoice() {
 }
 
 // Start (or close) extra workers as soon as the count is known, so Train does not wait for Python to load.
-function prepareWorkers() {
+// Quietly (after a run, replacing failed workers) the note about the run stays.
+function prepareWorkers(quietly = false) {
   if (!modelReady) return;
   const extras = Number(el.workers.value) - 1;
   pool.resize(extras);
   el.workers.dataset.ready = "1"; // workers ready to train, the page's own included (hook for tests)
   if (!extras) return;
-  if (document.body.dataset.state !== "training") el.workersNote.textContent = `Starting ${extras} more worker${extras > 1 ? "s" : ""}…`;
+  if (!quietly) el.workersNote.classList.remove("bad");
+  if (!quietly) el.workersNote.textContent = `Starting ${extras} more worker${extras > 1 ? "s" : ""}…`;
   const mine = [...pool.extras];
   Promise.allSettled(mine.map((e) => e.ready)).then((outcomes) => {
     if (mine.some((e) => !pool.extras.includes(e)) || pool.extras.length !== mine.length) return; // resized since
     const ready = 1 + outcomes.filter((o) => o.status === "fulfilled").length;
     el.workers.dataset.ready = String(ready);
-    if (document.body.dataset.state === "training") return;
+    if (quietly || document.body.dataset.state === "training") return;
     const failed = outcomes.find((o) => o.status === "rejected");
     el.workersNote.classList.toggle("bad", Boolean(failed));
     el.workersNote.textContent = failed
@@ -171,7 +173,7 @@ function prepareWorkers() {
       : `${ready} workers ready.`;
   });
 }
-el.workers.addEventListener("change", prepareWorkers);
+el.workers.addEventListener("change", () => prepareWorkers());
 
 // Images/s of the training phase (tests excluded) of runs in this tab, per model, batch size and
 // worker count, so a run with several workers can show its speed-up over one worker measured here.
@@ -784,6 +786,7 @@ el.form.addEventListener("submit", async (event) => {
   }
   if (result.model && (result.reason === "done" || result.kept)) modelChanged(result.model);
   else refreshViews(); // the filters go back to those of the model still in use
+  if (pool.extras.length < Number(el.workers.value) - 1) prepareWorkers(true); // replace workers that failed
 });
 
 let stopBeforeStart = false; // Stop pressed while MNIST was still downloading for a run

@@ -139,17 +139,28 @@ export class WorkerPool {
   }
 
   async run(config, peers, hooks) {
-    await this.callFirst("par_start", { config: { ...config, shards: peers.length + 1 } });
-    let alive = peers;
+    const shards = peers.length + 1;
+    await this.callFirst("par_start", { config: { ...config, shards } });
     try {
-      const params = await this.callFirst("params");
-      for (const [i, peer] of peers.entries()) {
-        const shard = await this.callFirst("shard_data", { shard: i + 1 });
-        const start = { config: { ...config, shards: peers.length + 1 }, ...shard, shard: i + 1, params: params.slice() };
-        await peer.call("replica_start", start, [shard.images.buffer, shard.labels.buffer, start.params.buffer], REPLY_TIMEOUT_MS);
-      }
+      return await this.steps(config, shards, peers, hooks);
     } catch (err) {
-      alive = await this.goSolo(peers, err, hooks);
+      this.callFirst("par_stop").catch(() => {}); // the first worker failed: end its run too, if it can
+      throw err;
+    }
+  }
+
+  async steps(config, shards, peers, hooks) {
+    let alive = peers;
+    const params = await this.callFirst("params");
+    for (const [i, peer] of peers.entries()) {
+      const shard = await this.callFirst("shard_data", { shard: i + 1 });
+      const start = { config: { ...config, shards }, ...shard, shard: i + 1, params: params.slice() };
+      try {
+        await peer.call("replica_start", start, [shard.images.buffer, shard.labels.buffer, start.params.buffer], REPLY_TIMEOUT_MS);
+      } catch (err) {
+        alive = await this.goSolo(peers, [[peer, err]], hooks);
+        break;
+      }
     }
     let reduced = null;
     let busy = 0;
@@ -159,33 +170,32 @@ export class WorkerPool {
     for (;;) {
       if (this.stopRequested) return { reason: "stopped", ...(await this.callFirst("par_stop")) };
       const t0 = performance.now();
-      const replies = [];
-      try {
-        const asks = [this.callFirst, ...alive.map((p) => (type, args, transfer) => p.call(type, args, transfer, REPLY_TIMEOUT_MS))];
-        const pending = asks.map((ask, k) => {
-          if (!reduced) return ask("par_step", {});
-          // Each worker gets its own copy of the sum; the last one gets the original.
-          const grads = k === asks.length - 1 ? reduced.grads : reduced.grads.slice();
-          return ask("par_step", { grads: new Uint8Array(grads.buffer), batch: reduced.batch }, [grads.buffer]);
-        });
-        replies.push(...(await Promise.all(pending)));
-      } catch (err) {
-        if (!alive.some((p) => p.dead)) throw err; // the first worker failed: the run is over
-        alive = await this.goSolo(alive, err, hooks);
-        reduced = null; // the first worker recomputes the unfinished step alone
-        continue;
-      }
-      const first = replies[0];
+      const asks = [this.callFirst, ...alive.map((p) => (type, args, transfer) => p.call(type, args, transfer, REPLY_TIMEOUT_MS))];
+      const settled = await Promise.allSettled(asks.map((ask, k) => {
+        if (!reduced) return ask("par_step", {});
+        // Each worker gets its own copy of the sum; the last one gets the original.
+        const grads = k === asks.length - 1 ? reduced.grads : reduced.grads.slice();
+        return ask("par_step", { grads: new Uint8Array(grads.buffer), batch: reduced.batch }, [grads.buffer]);
+      }));
+      if (settled[0].status === "rejected") throw settled[0].reason; // the first worker failed: the run is over
+      const first = settled[0].value;
       if (first.stopped) return { reason: "stopped", ...(await this.callFirst("par_stop")) };
       if (first.slice && first.slice.done) {
         const s = first.slice;
         return { reason: s.diverged ? "diverged" : "done", message: s.diverged, model: s.model };
       }
+      const failed = alive.map((peer, i) => [peer, settled[i + 1].reason]).filter(([, reason]) => reason);
+      if (failed.length) {
+        alive = await this.goSolo(alive, failed, hooks);
+        reduced = null; // the first worker recomputes the unfinished step alone
+        continue;
+      }
+      const replies = settled.map((r) => r.value);
       reduced = reduceParts(replies.map((r) => r.part));
       const ms = performance.now() - t0;
       if (!first.evaluated) {
         const work = replies.map((r) => r.computeMs + (r.applyMs || 0));
-        busy += work.reduce((a, b) => a + b, 0) - (alive.length ? (first.applyMs || 0) * alive.length : 0);
+        busy += work.reduce((a, b) => a + b, 0) - (first.applyMs || 0) * alive.length; // one worker would update once
         wall += ms;
         comm += ms - Math.max(...work);
         rounds++;
@@ -194,13 +204,18 @@ export class WorkerPool {
     }
   }
 
-  // Extra workers failed: drop them and let the first worker finish the run alone, on the same schedule.
-  async goSolo(peers, err, hooks) {
-    const lost = peers.filter((p) => p.dead).length || peers.length;
-    for (const extra of [...this.extras]) if (extra.peer.dead) this.drop(extra);
+  // Extra workers failed ([peer, error] pairs): close them, end the others'
+  // runs, and let the first worker finish the run alone, on the same schedule.
+  async goSolo(peers, failed, hooks) {
+    for (const [peer] of failed) {
+      const extra = this.extras.find((e) => e.peer === peer);
+      if (extra) this.drop(extra);
+      else peer.terminate();
+    }
     for (const peer of peers) if (!peer.dead) peer.call("par_stop").catch(() => {});
     await this.callFirst("par_solo");
-    hooks.note(`${lost === 1 ? "A worker" : `${lost} workers`} stopped (${err.message}); training goes on in 1 worker, on the same batches.`);
+    const who = failed.length === 1 ? "A worker" : `${failed.length} workers`;
+    hooks.note(`${who} stopped (${failed[0][1].message}); training goes on in 1 worker, on the same batches.`);
     return [];
   }
 }
