@@ -138,22 +138,36 @@ function startWorker() {
 }
 
 // ---------------------------------------------------------------- workers
-// One worker per core, less one for the page and the browser; each extra one
-// is a whole Python (the tab grew by about 170 MB with a second one), so at most MAX_WORKERS.
+// One worker per core, less one for the page and the browser. Each extra one
+// is a whole Python (the tab grew by about 170 MB with a second one): the
+// default is at most DEFAULT_MOST, fewer on devices that report little memory,
+// and they start only once the visitor turns to the Train card.
 
 const MAX_WORKERS = 8;
+const DEFAULT_MOST = 4;
 
 function buildWorkerChoice() {
   const cores = navigator.hardwareConcurrency || 2;
   const most = Math.min(MAX_WORKERS, Math.max(2, cores));
-  const chosen = Math.min(most, Math.max(1, cores - 1));
+  const memory = navigator.deviceMemory; // GB, Chromium only
+  const chosen = Math.max(1, Math.min(cores - 1, DEFAULT_MOST, memory ? Math.floor(memory / 2) : DEFAULT_MOST));
   el.workers.replaceChildren(...Array.from({ length: most }, (_, i) => new Option(String(i + 1), String(i + 1), false, i + 1 === chosen)));
+  el.workers.dataset.ready = "1"; // workers ready to train, the page's own included (hook for tests)
+}
+
+let workersWanted = false; // the visitor has turned to the Train card: extra workers may start
+for (const type of ["pointerenter", "focusin", "touchstart"]) {
+  $("#train-card").addEventListener(type, () => {
+    if (workersWanted) return;
+    workersWanted = true;
+    prepareWorkers();
+  }, { passive: true });
 }
 
 // Start (or close) extra workers as soon as the count is known, so Train does not wait for Python to load.
 // Quietly (after a run, replacing failed workers) the note about the run stays.
 function prepareWorkers(quietly = false) {
-  if (!modelReady) return;
+  if (!modelReady || !workersWanted) return;
   const extras = Number(el.workers.value) - 1;
   pool.resize(extras);
   el.workers.dataset.ready = "1"; // workers ready to train, the page's own included (hook for tests)
@@ -173,7 +187,10 @@ function prepareWorkers(quietly = false) {
       : `${ready} workers ready.`;
   });
 }
-el.workers.addEventListener("change", () => prepareWorkers());
+el.workers.addEventListener("change", () => {
+  workersWanted = true;
+  prepareWorkers();
+});
 
 // Images/s of the training phase (tests excluded) of runs in this tab, per model, batch size and
 // worker count, so a run with several workers can show its speed-up over one worker measured here.
