@@ -44,6 +44,7 @@ def test_reload_offline_reaches_ready_predicts_and_shows_mnist(sw_visit):
     first = sw_visit.open_ready()
     page = sw_visit.page
     wait_until_kept(page)
+    assert not [u for u in sw_visit.requests if "/data/" in u], "MNIST was fetched before anything needed it"
     show_training_data(page)  # MNIST is fetched now, and kept
     requested = {urlsplit(u).path for u in sw_visit.requests}
 

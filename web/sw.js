@@ -14,10 +14,11 @@ const scope = new URL(self.registration.scope);
 const PREFIX = `pycnn ${scope.pathname} `;
 const SHELL_CACHE = `${PREFIX}shell ${BUILD.version}`;
 const DATA_CACHE = `${PREFIX}data ${BUILD.data_version}`;
-const urlOf = (path) => new URL(path, scope).href;
+// The page is kept under the address the browser navigates to ("./"), which the
+// HTTP cache already holds after the first visit.
+const urlOf = (path) => new URL(path === "index.html" ? "./" : path, scope).href;
 const shellFiles = new Map(Object.entries(BUILD.shell).map(([path, sha]) => [urlOf(path), { path, sha }]));
 const dataFiles = new Set(BUILD.data.map(urlOf));
-const INDEX = urlOf("index.html");
 
 async function sha256(buffer) {
   const digest = await crypto.subtle.digest("SHA-256", buffer);
@@ -69,7 +70,8 @@ async function fromCache(request, url) {
 
 async function respond(request) {
   const clean = request.url.split(/[?#]/)[0];
-  const url = request.mode === "navigate" ? (clean === scope.href ? INDEX : clean) : request.url;
+  const page = request.mode === "navigate" && (clean === scope.href || clean === `${scope.href}index.html`);
+  const url = page ? scope.href : request.url;
   const hit = await fromCache(request, url);
   if (!hit) return fetch(request);
   // The page checks that the runtime's files exist with HEAD requests.
