@@ -595,6 +595,21 @@ def stop() -> dict:
     return {"kept": kept, "model": _finish(run)}
 
 
+def checkpoint() -> dict | None:
+    """The running training run's model after its last finished epoch, for the page to keep.
+
+    The worker stores it (IndexedDB) after each epoch, so a reload during
+    training restores that progress. Returns {"bytes": the .npz file,
+    "name": preset, "epoch": epochs finished, "epochs": the run's epochs,
+    "test_accuracy"}, or None without a run or before its first epoch ends.
+    """
+    run = _state.run
+    if run is None or run.snapshot is None:
+        return None
+    return {"bytes": run.snapshot, "name": run.model.spec["name"], "epoch": run.last_epoch["epoch"],
+            "epochs": run.trainer.epochs, "test_accuracy": run.last_epoch["test_accuracy"]}
+
+
 # --------------------------------------------------------------------- insight
 
 

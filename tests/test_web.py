@@ -308,6 +308,22 @@ def test_stop_after_an_epoch_keeps_the_weights_of_that_epoch(loaded, mnist):
     assert np.mean(kept.predict(x_test[:N_TEST]) == y_test[:N_TEST]) == epoch["test_accuracy"]
 
 
+def test_checkpoint_is_the_last_finished_epoch_for_the_page_to_keep(loaded):
+    assert web.checkpoint() is None  # no run
+    web.start_training({"preset": "seed", "n_filter": 4, "train_size": 300, "batch_size": 100, "epochs": 3})
+    assert web.checkpoint() is None  # no epoch finished yet
+    epoch = None
+    while epoch is None:
+        epoch = next((e for e in web.train_slice(0.01)["events"] if e["kind"] == "epoch"), None)
+    web.train_slice(0.01)  # a step into epoch 2 changes the model, not the checkpoint
+    kept = web.checkpoint()
+    assert {k: kept[k] for k in ("name", "epoch", "epochs", "test_accuracy")} == {
+        "name": "seed", "epoch": 1, "epochs": 3, "test_accuracy": epoch["test_accuracy"]}
+    web.stop()  # Stop keeps the same epoch's weights
+    for a, b in zip(pycnn.load_model(kept["bytes"]).params(), pycnn.load_model(web.model_bytes()).params()):
+        np.testing.assert_array_equal(a.value, b.value)
+
+
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
 def test_a_diverging_run_stops_and_says_so(loaded):
     web.start_training({"preset": "seed", "n_filter": 4, "train_size": 200, "batch_size": 100, "epochs": 2})

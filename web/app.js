@@ -748,6 +748,7 @@ el.form.addEventListener("submit", async (event) => {
   el.message.textContent = "";
   el.message.classList.remove("bad");
   const config = readConfig(); // before setState: FormData skips disabled inputs
+  el.stop.textContent = "Stop";
   setState("training");
   stopBeforeStart = false;
   try {
@@ -809,6 +810,7 @@ el.form.addEventListener("submit", async (event) => {
 let stopBeforeStart = false; // Stop pressed while MNIST was still downloading for a run
 
 el.stop.addEventListener("click", async () => {
+  if (document.body.dataset.state !== "training") return; // a click that lands after the run ended
   el.stop.disabled = true;
   el.stop.textContent = "Stopping…";
   stopBeforeStart = true;
@@ -845,7 +847,10 @@ async function start() {
     manifest = info.manifest;
     document.body.dataset.mnist = "absent";
     showModel(info.model);
-    if (info.restored) modelMessage("Restored your last model from this browser. “Back to pretrained” forgets it.");
+    if (info.resumed) {
+      const r = info.resumed;
+      modelMessage(`Training was interrupted by a reload: restored your ${r.name} after epoch ${r.epoch} of ${r.epochs} from this browser (a new run starts from scratch); “Back to pretrained” forgets it.`);
+    } else if (info.restored) modelMessage("Restored your last model from this browser. “Back to pretrained” forgets it.");
     versionsText = el.versions.textContent = `pycnn ${info.versions.pycnn} · Pyodide ${info.versions.pyodide}`;
     setStatus(`Ready in ${((performance.now() - t0) / 1000).toFixed(1)} s. Draw a digit, or train a model.`);
     setState("ready");

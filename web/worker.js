@@ -8,7 +8,8 @@
 // with "init_replica" and then only train, step by step ("par_*" requests).
 // All learning, prediction, evaluation and preprocessing happen in Python;
 // this file fetches the runtime and weights, hands over the MNIST bytes the
-// page fetched (web/mnist.js) and keeps a copy of the last model in IndexedDB.
+// page fetched (web/mnist.js) and keeps a copy of the last model in IndexedDB,
+// and during training the model of the last finished epoch (for a reload).
 
 import { loadPyodide } from "./pyodide/pyodide.mjs";
 
@@ -142,6 +143,9 @@ async function startPython(manifest, mark) {
 const DB_NAME = "pycnn";
 const STORE = "models";
 const LAST_MODEL = "last";
+// During a run, the model after its last finished epoch ({bytes, name, epoch,
+// epochs, test_accuracy}, pycnn.web.checkpoint), so a reload keeps that progress.
+const CHECKPOINT = "checkpoint";
 
 function openDb() {
   return new Promise((resolve, reject) => {
@@ -184,6 +188,50 @@ async function forgetSavedModel() {
     await withStore("readwrite", (store) => store.delete(LAST_MODEL));
   } catch (err) {
     console.warn("pycnn: could not clear IndexedDB:", err);
+  }
+}
+
+// After an epoch of the running training run ends, keep its model for a reload.
+async function keepCheckpoint(slice) {
+  if (!primary || slice.done || !slice.events.some((e) => e.kind === "epoch")) return;
+  try {
+    const checkpoint = callPy("checkpoint");
+    if (checkpoint) await withStore("readwrite", (store) => store.put(checkpoint, CHECKPOINT));
+  } catch (err) {
+    console.warn("pycnn: could not keep the training run's progress in IndexedDB:", err);
+  }
+}
+
+// The run ended here (done, stopped, diverged or failed): its outcome is saved as before.
+async function dropCheckpoint() {
+  if (!primary) return;
+  try {
+    await withStore("readwrite", (store) => store.delete(CHECKPOINT));
+  } catch (err) {
+    console.warn("pycnn: could not clear IndexedDB:", err);
+  }
+}
+
+// A run that a reload interrupted: its last epoch's model made active and kept
+// as the saved model. Returns {model, resumed: {name, epoch, epochs}} or null.
+async function restoreCheckpoint() {
+  let checkpoint;
+  try {
+    checkpoint = await withStore("readonly", (store) => store.get(CHECKPOINT));
+  } catch (err) {
+    console.warn("pycnn: could not read IndexedDB:", err);
+    return null;
+  }
+  if (!checkpoint) return null;
+  await dropCheckpoint();
+  try {
+    const model = callPy("load_model_file", checkpoint.bytes, "saved");
+    await withStore("readwrite", (store) => store.put(checkpoint.bytes, LAST_MODEL));
+    const { name, epoch, epochs } = checkpoint;
+    return { model, resumed: { name, epoch, epochs } };
+  } catch (err) {
+    console.warn(`pycnn: the interrupted run's model was dropped: ${errorText(err)}`);
+    return null;
   }
 }
 
@@ -232,9 +280,10 @@ const handlers = {
     } catch (err) {
       throw new Error(`the pretrained weights (${manifest.pretrained}) could not be loaded: ${errorText(err)}`);
     }
-    const restored = await restoreSavedModel();
+    const resumed = await restoreCheckpoint();
+    const restored = resumed ? resumed.model : await restoreSavedModel();
     mark("ready");
-    return { model: restored || model, restored: Boolean(restored), timings, manifest,
+    return { model: restored || model, restored: Boolean(restored), resumed: resumed && resumed.resumed, timings, manifest,
       versions: { pycnn: manifest.pycnn_version, pyodide: manifest.pyodide_version } };
   },
 
@@ -306,6 +355,7 @@ const handlers = {
         }
         const slice = callPy("train_slice", SLICE_SECONDS);
         self.postMessage({ type: "train-progress", ...slice, filters: callPy("filters"), history: callPy("chart") });
+        await keepCheckpoint(slice);
         if (slice.done) {
           if (!slice.diverged) await saveActiveModel();
           return { reason: slice.diverged ? "diverged" : "done", message: slice.diverged, model: slice.model };
@@ -316,6 +366,7 @@ const handlers = {
       throw err;
     } finally {
       training = false;
+      await dropCheckpoint();
     }
   },
 
@@ -382,11 +433,13 @@ const handlers = {
       if (stopRequested) return { stopped: true };
       slice = callPy("train_slice", SLICE_SECONDS, 0);
       due = collect(slice) || true;
+      await keepCheckpoint(slice);
     }
     if (slice && slice.done) {
       training = false;
       if (due) postProgress();
       if (primary && !slice.diverged) await saveActiveModel();
+      await dropCheckpoint();
       return { slice };
     }
     const t0 = performance.now();
@@ -405,6 +458,7 @@ const handlers = {
     const out = callPy("stop");
     training = false;
     if (primary && out.kept) await saveActiveModel();
+    await dropCheckpoint();
     return out;
   },
 
