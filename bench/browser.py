@@ -16,7 +16,9 @@ default 2) it trains on the full set and reports the images/s of the training ph
 (from the progress bar, between 10% of the epoch and ``--window`` seconds later; with
 ``--repeat R`` it alternates R runs of each and keeps the fastest), the speed-up over one worker, and the page's own figures: its estimate of the speed-up and the
 time per step spent on messages and waiting. Every line carries the load averages before
-and after, since this machine is shared.
+and after, since this machine is shared, and how many cores the browser actually got while it
+was timed (its processes' CPU time over the wall time) with its CPU time per image: two
+workers can only be faster if the browser gets close to two cores.
 
 Not part of the test suite: it times things. Needs the test extras (Playwright) and
 /usr/bin/chromium.
@@ -99,6 +101,27 @@ def serve_and_browse():
                                                                                  server.shutdown(), tmp.cleanup())
 
 
+def chromium_cpu_seconds() -> float:
+    """CPU seconds used so far by the Chromium processes this benchmark started (every thread)."""
+    children, stats = {}, {}
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            text = (proc / "stat").read_text()
+        except OSError:
+            continue
+        comm, rest = text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2 :].split()
+        pid, ppid = int(proc.name), int(rest[1])
+        children.setdefault(ppid, []).append(pid)
+        stats[pid] = (comm, int(rest[11]) + int(rest[12]))  # utime + stime, in clock ticks
+    ticks, todo = 0, [os.getpid()]
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
+        comm, used = stats.get(pid, ("", 0))
+        ticks += used if comm.startswith("chrom") else 0
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def throughput(browser, url: str, settings: dict, window_s: float) -> dict:
     """Images/s of the training phase with these settings (the full set, one epoch), then Stop."""
     page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -114,7 +137,7 @@ def throughput(browser, url: str, settings: dict, window_s: float) -> dict:
         if m:
             done, total = (int(g.replace(",", "")) for g in m.groups())
             if done >= 0.1 * total:
-                samples.append((time.monotonic(), done))
+                samples.append((time.monotonic(), done, chromium_cpu_seconds()))
                 if samples[-1][0] - samples[0][0] >= window_s or done >= 0.95 * total:
                     break
         time.sleep(0.1)
@@ -123,9 +146,14 @@ def throughput(browser, url: str, settings: dict, window_s: float) -> dict:
     page.click("#stop")
     page.wait_for_function("document.body.dataset.state === 'ready'", timeout=30_000)
     page.close()
-    (t0, n0), (t1, n1) = samples[0], samples[-1]
+    (t0, n0, c0), (t1, n1, c1) = samples[0], samples[-1]
     return {"workers": int(settings.get("workers", "1")), "images_per_second": round((n1 - n0) / (t1 - t0)),
-            "window_seconds": round(t1 - t0, 1), "page_speedup_estimate": figures["speedup"],
+            "window_seconds": round(t1 - t0, 1),
+            # How many cores the browser got, and its CPU time per image (all its threads):
+            # on a shared machine the first says whether the workers had cores to run on.
+            "browser_cores_used": round((c1 - c0) / (t1 - t0), 2),
+            "browser_cpu_ms_per_image": round(1000 * (c1 - c0) / (n1 - n0), 3),
+            "page_speedup_estimate": figures["speedup"],
             "comm_ms_per_step": figures["comm-ms"], "ms_per_step": figures["step-ms"],
             "load_before": before, "load_after": load()}
 
@@ -144,6 +172,7 @@ def scaling(settings: dict, workers: int, window_s: float, repeat: int) -> dict:
     knobs = ("n_filter", "filter_size", "stride", "padding") if settings["preset"] != "seed" else ()
     return {"settings": {k: v for k, v in settings.items() if k not in ("train_size", "epochs", *knobs)},
             "one": one, "many": many, "speedup": round(many["images_per_second"] / one["images_per_second"], 2),
+            "cpu_per_image_ratio": round(many["browser_cpu_ms_per_image"] / one["browser_cpu_ms_per_image"], 2),
             "all_images_per_second": {n: [r["images_per_second"] for r in rs] for n, rs in runs.items()}}
 
 
