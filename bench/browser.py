@@ -44,18 +44,44 @@ FASTEST = {"preset": "seed", "optimizer": "adam", "lr": "0.002", "batch_size": "
            "train_size": "60000", "n_filter": "32", "filter_size": "6", "stride": "2", "padding": "2"}
 
 
-def chromium_memory_mb() -> tuple[float, float]:
-    """(largest RSS of one Chromium process, PSS of all Chromium processes), in MB.
+def chromium_processes() -> dict[int, int]:
+    """The Chromium processes this benchmark started (descendants of this process, not
+    other users' browsers), with the CPU clock ticks each has used so far (every thread)."""
+    children, stats = {}, {}
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            text = (proc / "stat").read_text()
+        except OSError:
+            continue
+        comm, rest = text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2 :].split()
+        children.setdefault(int(rest[1]), []).append(int(proc.name))
+        stats[int(proc.name)] = (comm, int(rest[11]) + int(rest[12]))  # utime + stime
+    mine, todo = {}, [os.getpid()]
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
+        comm, ticks = stats.get(pid, ("", 0))
+        if comm.startswith("chrom"):
+            mine[pid] = ticks
+    return mine
 
-    The page and its worker live in one renderer process, so the first is the
+
+def chromium_cpu_seconds() -> float:
+    """CPU seconds used so far by the Chromium processes this benchmark started."""
+    return sum(chromium_processes().values()) / os.sysconf("SC_CLK_TCK")
+
+
+def chromium_memory_mb() -> tuple[float, float]:
+    """(largest RSS of one Chromium process, PSS of all of them), in MB, for this benchmark's browser.
+
+    The page and its workers live in one renderer process, so the first is the
     tab's own footprint; PSS shares common pages fairly, so the second is
     what the whole browser costs the machine.
     """
     largest = total_pss = 0
-    for proc in Path("/proc").glob("[0-9]*"):
+    for pid in chromium_processes():
+        proc = Path("/proc") / str(pid)
         try:
-            if not (proc / "comm").read_text().startswith("chrom"):
-                continue
             rss = next(int(line.split()[1]) for line in (proc / "status").read_text().splitlines()
                        if line.startswith("VmRSS:"))
             pss = next(int(line.split()[1]) for line in (proc / "smaps_rollup").read_text().splitlines()
@@ -99,27 +125,6 @@ def serve_and_browse():
     browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
     return browser, f"http://127.0.0.1:{server.server_address[1]}/", lambda: (browser.close(), p.stop(),
                                                                                  server.shutdown(), tmp.cleanup())
-
-
-def chromium_cpu_seconds() -> float:
-    """CPU seconds used so far by the Chromium processes this benchmark started (every thread)."""
-    children, stats = {}, {}
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            text = (proc / "stat").read_text()
-        except OSError:
-            continue
-        comm, rest = text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2 :].split()
-        pid, ppid = int(proc.name), int(rest[1])
-        children.setdefault(ppid, []).append(pid)
-        stats[pid] = (comm, int(rest[11]) + int(rest[12]))  # utime + stime, in clock ticks
-    ticks, todo = 0, [os.getpid()]
-    while todo:
-        pid = todo.pop()
-        todo += children.get(pid, [])
-        comm, used = stats.get(pid, ("", 0))
-        ticks += used if comm.startswith("chrom") else 0
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def throughput(browser, url: str, settings: dict, window_s: float) -> dict:
