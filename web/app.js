@@ -208,7 +208,11 @@ function trackRate(p) {
   else if (p.seconds - rate.seconds >= 1) trainRates.set(rate.key, (p.examples - rate.examples) / (p.seconds - rate.seconds));
 }
 
+let statsShown = 0; // when the workers line was last redrawn: at most twice a second, not every step
+
 function showWorkerStats(s) {
+  if (performance.now() - statsShown < 500) return;
+  statsShown = performance.now();
   const mine = rate && trainRates.get(rate.key);
   const one = rate && trainRates.get(rate.key.replace(/"workers":\d+/, '"workers":1'));
   const speedup = mine && one && s.workers === Number(JSON.parse(rate.key).workers) ? mine / one : null;
@@ -773,6 +777,7 @@ el.form.addEventListener("submit", async (event) => {
   }
   const workers = Number(el.workers.value);
   rate = { key: rateKey(config, workers), epoch: 0 };
+  statsShown = 0;
   el.workersNote.textContent = workers > 1 ? `Training with ${workers} workers…` : "";
   el.workersNote.classList.remove("bad");
   for (const key of Object.keys(el.workersNote.dataset)) delete el.workersNote.dataset[key];
