@@ -92,3 +92,26 @@ def test_a_worker_that_cannot_start_leaves_training_to_one(visit):
     assert "worker 2 could not start" in note and "training with 1 worker" in note, note
     assert float(page.inner_text("#test-accuracy")) > 0.5
     assert all("manifest.json" in e for e in visit.console_errors), visit.console_errors
+
+
+def test_stop_halts_a_run_of_two_workers_within_two_seconds(visit):
+    import time
+
+    visit.open_ready()
+    page = visit.page
+    set_form(page, "2")
+    choose(page, "#train-form #train_size", "10000")
+    choose(page, "#train-form #epochs", "3")
+    page.wait_for_function("document.querySelector('#workers').dataset.ready === '2'", timeout=60_000)
+    page.click("#train")
+    page.wait_for_function("document.querySelector('#workers-note').dataset.workers === '2'", timeout=30_000)
+    start = time.monotonic()
+    page.click("#stop")
+    try:
+        page.wait_for_function("() => document.body.dataset.state !== 'training'", timeout=2_000)
+    except playwright_api.TimeoutError:
+        pytest.fail(f"still training 2 s after Stop; status: {visit.status()!r}")
+    print(f"stopped {time.monotonic() - start:.2f} s after clicking Stop")
+    assert visit.state() == "ready"
+    assert "Stopped" in visit.message(), visit.message()
+    assert visit.console_errors == []
