@@ -13,6 +13,7 @@
 // one goes on alone on the same schedule (pycnn.web.go_solo), and says so.
 
 const REPLY_TIMEOUT_MS = 60_000; // an extra worker silent this long during a run counts as dead
+const START_TIMEOUT_MS = 90_000; // and one whose Python has not started by then, as failed
 
 // One extra worker: requests {id, type, ...args} get exactly one reply, as with the first worker.
 class Peer {
@@ -85,7 +86,6 @@ export class WorkerPool {
     this.url = url;
     this.extras = []; // {peer, ready: Promise<Peer>}
     this.stopRequested = false;
-    this.running = false;
   }
 
   // Keep `count` extra workers started (each loads Pyodide: about 4 s, and over 100 MB).
@@ -93,7 +93,7 @@ export class WorkerPool {
     while (this.extras.length > count) this.extras.pop().peer.terminate();
     while (this.extras.length < count) {
       const peer = new Peer(this.url);
-      const ready = peer.call("init_replica").then(() => peer);
+      const ready = peer.call("init_replica", {}, [], START_TIMEOUT_MS).then(() => peer);
       ready.catch(() => {}); // reported when a run needs it
       this.extras.push({ peer, ready });
     }
@@ -109,7 +109,7 @@ export class WorkerPool {
     return this.callFirst("stop"); // heard by the first worker between evaluation chunks too
   }
 
-  // Train with the first worker and every extra one that is ready. hooks:
+  // Train with the first worker and every extra one, once they have started. hooks:
   // note(text) for fallbacks, stats({workers, speedup, commMs, stepMs}).
   // Resolves like the first worker's "train" request: {reason, message, model} or {reason: "stopped", kept, model}.
   async train(config, hooks) {
@@ -129,11 +129,9 @@ export class WorkerPool {
     if (notes.length) hooks.note(`${notes.join("; ")}: training with ${peers.length + 1} worker${peers.length ? "s" : ""}.`);
     if (this.stopRequested) return { reason: "stopped", kept: false, model: null };
     if (!peers.length) return this.callFirst("train", { config });
-    this.running = true;
     try {
       return await this.run(config, peers, hooks);
     } finally {
-      this.running = false;
       for (const peer of peers) if (!peer.dead) peer.call("par_stop").catch(() => {});
     }
   }
