@@ -1,6 +1,6 @@
 """The second visit: the service worker keeps the site, so a reload with the network
 cut off reaches ready and predicts, MNIST included once it was fetched; a new build
-replaces the kept files and drops the old cache.
+replaces the kept files, drops the old cache, and the page says a reload runs it.
 
 Every other browser test blocks service workers (conftest.Visit); these allow them.
 """
@@ -88,13 +88,14 @@ def test_a_new_build_replaces_the_kept_files(sw_visit, site_root, tmp_path):
     style.write_text(style.read_text() + "\n/* the new build */\n")
     new = build_site.build(site, root=checkout, cache=cache)
     assert new["version"] != old["version"]
-    page.reload()  # the browser checks sw.js, installs the new build and drops the old cache
+    # The next visit installs the new build and drops the old cache; the page says so.
+    page.reload()
     sw_visit.wait_for_state("ready")
     page.wait_for_function(f"caches.keys().then(k => !k.includes('pycnn /update/ shell {old['version']}'))",
                            timeout=60_000)
     assert f"pycnn /update/ shell {new['version']}" in page.evaluate(CACHES)
+    playwright_api.expect(page.locator("#status")).to_contain_text("reload the page to use it", timeout=10_000)
     page.reload()
     sw_visit.wait_for_state("ready")
-    css = page.evaluate("fetch('style.css').then(r => r.text())")
-    assert css.endswith("/* the new build */\n")
+    assert page.evaluate("fetch('style.css').then(r => r.text())").endswith("/* the new build */\n")
     assert sw_visit.console_errors == []

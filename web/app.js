@@ -859,7 +859,7 @@ async function start() {
     versionsText = el.versions.textContent = `pycnn ${info.versions.pycnn} · Pyodide ${info.versions.pyodide}`;
     setStatus(`Ready in ${((performance.now() - t0) / 1000).toFixed(1)} s. Draw a digit, or train a model.`);
     setState("ready");
-    keepForOffline();
+    keepForOffline(() => setStatus("A new version of this site has been installed: reload the page to use it."));
     if (inked) requestPrediction();
     refreshViews();
     drawPerClass(el.perClass, null);
