@@ -234,3 +234,22 @@ def test_missing_mnist_files_refuse_training_with_a_message_and_keep_the_page(vi
     assert not page.locator("#train").is_disabled()
     # The only failed requests are the deleted files.
     assert visit.failed and all("/broken/data/" in f for f in visit.failed), visit.failed
+
+
+def test_stop_while_mnist_downloads_keeps_the_model_and_the_download(visit):
+    visit.open_ready()
+    page = visit.page
+    held = []
+    page.route("**/data/*.gz", lambda route: held.append(route))  # hold MNIST's responses until the test releases them
+    page.click("#train")
+    page.wait_for_function("document.body.dataset.mnist === 'loading'", timeout=10_000)
+    # Before any byte arrives the page already says how much is coming (from the manifest).
+    playwright_api.expect(page.locator("#progress-label")).to_have_text("Downloading MNIST… 0.0 of 11.5 MB")
+    page.click("#stop")
+    for route in held:
+        route.continue_()
+    visit.wait_for_state("ready", 60_000)
+    assert visit.message() == "Stopped before training began; the previous model is still used for drawing."
+    assert "pretrained lenet" in page.locator("#model-name").inner_text()
+    page.wait_for_function("document.body.dataset.mnist === 'loaded'", timeout=30_000)  # kept for next time
+    assert visit.console_errors == []

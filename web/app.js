@@ -244,13 +244,13 @@ const megabytes = (n) => (n / 1e6).toFixed(1);
 // it downloads, show(text, fraction) is called with the bytes loaded of the total.
 async function needMnist(show) {
   if (document.body.dataset.mnist === "loaded") return;
+  mnistWatchers.add(show); // before the download starts: it reports its total at once
   mnistPromise ??= fetchMnist().catch((err) => {
     mnistPromise = null; // a later request tries again
     document.body.dataset.mnist = "failed";
     if (document.body.dataset.state === "ready") setStatus(`Ready, but MNIST could not be loaded: ${err.message}`);
     throw err;
   });
-  mnistWatchers.add(show);
   try {
     await mnistPromise;
   } finally {
