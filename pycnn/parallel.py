@@ -17,6 +17,8 @@ import math
 
 import numpy as np
 
+from .config import whole_number
+
 
 class ShardSchedule:
     """Global batches of ``batch_size`` images over ``n`` images held in ``shards`` shards.
@@ -28,10 +30,8 @@ class ShardSchedule:
     """
 
     def __init__(self, n: int, batch_size: int, shards: int = 1, seed: int = 0) -> None:
-        for name, value, low in (("training-set size", n, 1), ("batch size", batch_size, 1), ("shards", shards, 1)):
-            if isinstance(value, bool) or int(value) != value or value < low:
-                raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
-        n, batch_size, shards = int(n), int(batch_size), int(shards)
+        n, batch_size = whole_number("training-set size", n), whole_number("batch size", batch_size)
+        shards = whole_number("shards", shards)
         if shards > batch_size:
             raise ValueError(f"a batch of {batch_size} cannot be split over {shards} shards")
         if shards > n:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .config import whole_number
 from .errors import ConfigError, DataFormatError, DivergedError
 from .losses import softmax_cross_entropy
 from .model import Sequential
@@ -56,19 +57,14 @@ class Trainer:
         _check_dataset(x_train, y_train, "training set")
         if x_test is not None:
             _check_dataset(x_test, y_test, "test set")
-        if int(batch_size) != batch_size or batch_size < 1:
-            raise ConfigError(f"batch size must be a whole number >= 1, got {batch_size!r}")
-        if int(eval_batch_size) != eval_batch_size or eval_batch_size < 1:
-            raise ConfigError(f"evaluation batch size must be a whole number >= 1, got {eval_batch_size!r}")
-        if int(epochs) != epochs or epochs < 1:
-            raise ConfigError(f"epochs must be a whole number >= 1, got {epochs!r}")
+        batch_size, epochs = whole_number("batch size", batch_size), whole_number("epochs", epochs)
+        eval_batch_size = whole_number("evaluation batch size", eval_batch_size)
         if not 0 < lr_decay <= 1:
             raise ConfigError(f"lr_decay must be in (0, 1], got {lr_decay!r}")
         self.model, self.optimizer, self.lr_decay = model, optimizer, float(lr_decay)
         self.x_train, self.y_train = x_train, np.asarray(y_train)
         self.x_test, self.y_test = x_test, None if y_test is None else np.asarray(y_test)
-        self.batch_size, self.epochs = int(batch_size), int(epochs)
-        self.eval_batch_size = int(eval_batch_size)
+        self.batch_size, self.epochs, self.eval_batch_size = batch_size, epochs, eval_batch_size
         self.train_size = len(x_train) if train_size is None else int(train_size)
         self.schedule = ShardSchedule(self.train_size, self.batch_size, shards, seed)
         if shard is not None:
