@@ -191,6 +191,16 @@ async function forgetSavedModel() {
   }
 }
 
+// What IndexedDB keeps under key, or null (nothing kept, or IndexedDB unusable).
+async function readKept(key) {
+  try {
+    return (await withStore("readonly", (store) => store.get(key))) ?? null;
+  } catch (err) {
+    console.warn("pycnn: could not read IndexedDB:", err);
+    return null;
+  }
+}
+
 // After an epoch of the running training run ends, keep its model for a reload.
 async function keepCheckpoint(slice) {
   if (!primary || slice.done || !slice.events.some((e) => e.kind === "epoch")) return;
@@ -215,13 +225,7 @@ async function dropCheckpoint() {
 // A run that a reload interrupted: its last epoch's model made active and kept
 // as the saved model. Returns {model, resumed: {name, epoch, epochs}} or null.
 async function restoreCheckpoint() {
-  let checkpoint;
-  try {
-    checkpoint = await withStore("readonly", (store) => store.get(CHECKPOINT));
-  } catch (err) {
-    console.warn("pycnn: could not read IndexedDB:", err);
-    return null;
-  }
+  const checkpoint = await readKept(CHECKPOINT);
   if (!checkpoint) return null;
   await dropCheckpoint();
   try {
@@ -237,13 +241,7 @@ async function restoreCheckpoint() {
 
 // The saved model made active, or null (nothing saved, or it no longer loads).
 async function restoreSavedModel() {
-  let bytes;
-  try {
-    bytes = await withStore("readonly", (store) => store.get(LAST_MODEL));
-  } catch (err) {
-    console.warn("pycnn: could not read IndexedDB:", err);
-    return null;
-  }
+  const bytes = await readKept(LAST_MODEL);
   if (!bytes) return null;
   try {
     return callPy("load_model_file", bytes, "saved");
