@@ -147,7 +147,7 @@ def throughput(browser, url: str, settings: dict, window_s: float) -> dict:
                     break
         time.sleep(0.1)
     note = page.locator("#workers-note")
-    figures = {k: note.get_attribute(f"data-{k}") for k in ("workers", "speedup", "comm-ms", "step-ms")}
+    figures = {k: note.get_attribute(f"data-{k}") for k in ("workers", "speedup", "wait-ms", "step-ms")}
     page.click("#stop")
     page.wait_for_function("document.body.dataset.state === 'ready'", timeout=30_000)
     page.close()
@@ -159,7 +159,7 @@ def throughput(browser, url: str, settings: dict, window_s: float) -> dict:
             "browser_cores_used": round((c1 - c0) / (t1 - t0), 2),
             "browser_cpu_ms_per_image": round(1000 * (c1 - c0) / (n1 - n0), 3),
             "page_speedup_estimate": figures["speedup"],
-            "comm_ms_per_step": figures["comm-ms"], "ms_per_step": figures["step-ms"],
+            "wait_ms_per_step": figures["wait-ms"], "ms_per_step": figures["step-ms"],
             "load_before": before, "load_after": load()}
 
 

@@ -395,10 +395,10 @@ def _trainer(model: Sequential, x: np.ndarray, y: np.ndarray, x_test: np.ndarray
 
 
 # --------------------------------------------------------------------- data-parallel training
-# The page's coordinator (web/parallel.js) runs one step on every worker:
-# compute_gradients on each, sums the gradient vectors and the counts, and
-# hands every worker the same sums for apply_gradients, so all replicas take
-# the identical optimizer step and stay bit-identical.
+# Each worker of a run (web/parallel.js) runs the same steps: compute_gradients
+# on its part of the global batch, send that part to every other worker, then
+# apply_gradients with all of them, added up in the same order everywhere, so
+# all replicas take the identical optimizer step and stay bit-identical.
 
 
 def _run(parallel: bool = True) -> _Run:
@@ -468,8 +468,9 @@ def compute_gradients() -> dict:
 
     Returns {"grads": float32 bytes, its share-weighted gradient vector (see
     ``Trainer.compute_gradients``), "count", "loss", "correct", "seconds":
-    time taken}. Sum "grads", "count", "loss" and "correct" over the workers
-    and hand the sums to every worker's apply_gradients.
+    time taken}. The worker keeps its own gradients; it sends "grads" and
+    the counts to every other worker, and each worker hands all of them to
+    its own apply_gradients.
     """
     run = _run(parallel=False)
     run.wall_clock = True
@@ -480,21 +481,33 @@ def compute_gradients() -> dict:
             "seconds": time.perf_counter() - start}
 
 
-def apply_gradients(grads: Any, batch: dict) -> dict:
-    """Take the optimizer step with the summed gradients of all workers (float32 bytes).
+def apply_gradients(parts: Any, *grads: Any) -> dict:
+    """Take the optimizer step with the gradients of every worker's part of the global batch.
 
-    ``batch`` is {"count", "loss", "correct"} summed over the workers.
-    Returns what train_slice returns, for this one step. A diverged run (the
-    summed loss is not finite) ends and leaves the previous model active.
-    If the epoch's training is over, train_slice(max_steps=0) evaluates it.
+    ``parts`` is every worker's {"count", "loss", "correct"} in shard order;
+    ``grads`` are the gradient vectors (float32 bytes) in the same order,
+    with None in this worker's own place: it still holds its own. Every
+    worker adds the same vectors in the same order, so every replica takes
+    the identical optimizer step and they stay bit-identical. Returns what
+    train_slice returns, for this one step. A diverged run (the summed loss
+    is not finite) ends and leaves the previous model active. If the
+    epoch's training is over, train_slice(max_steps=0) evaluates it.
     """
+    if hasattr(parts, "to_py"):
+        parts = parts.to_py()
+    if len(grads) != len(parts) or sum(g is None for g in grads) != 1:
+        raise ValueError(f"apply_gradients needs one gradient vector per part with None in this worker's place, "
+                         f"got {len(grads)} for {len(parts)} parts")
     run = _run(parallel=False)
-    if hasattr(batch, "to_py"):
-        batch = batch.to_py()
-    flat = _floats(grads, "gradients")
     start = time.perf_counter()
+    own = run.model.flat_grads()
+    total = None
+    for g in grads:
+        vector = own if g is None else _floats(g, "gradients")
+        total = vector.copy() if total is None else np.add(total, vector, out=total)
+    batch = {key: sum(part[key] for part in parts) for key in ("count", "loss", "correct")}
     try:
-        run.model.set_flat_grads(flat)
+        run.model.set_flat_grads(total)
         events = [_plain(run.trainer.apply_gradients(batch))]
     except DivergedError as e:
         return _diverged(run, start, e)

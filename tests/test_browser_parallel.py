@@ -48,7 +48,7 @@ def test_two_workers_train_like_one_worker_on_the_same_batches(visit, mnist):
     assert "Done" in visit.message(), visit.message()
     note = page.locator("#workers-note")
     assert note.get_attribute("data-workers") == "2", note.inner_text()
-    assert float(note.get_attribute("data-speedup")) > 0 and float(note.get_attribute("data-comm-ms")) >= 0
+    assert float(note.get_attribute("data-speedup")) > 0 and float(note.get_attribute("data-wait-ms")) >= 0
     assert "images/s" in page.inner_text("#progress-speed")
     with page.expect_download() as download:
         page.click("#download")

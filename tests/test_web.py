@@ -503,11 +503,13 @@ class Workers:
         return getattr(web, name)(*args)
 
     def step(self, ks):
-        """What web/parallel.js does for one step: compute everywhere, sum, apply everywhere."""
+        """What the workers do for one step (web/parallel.js): compute everywhere, swap the
+        parts, apply everywhere with the others' gradients (each keeps its own)."""
         parts = [self.on(k, "compute_gradients") for k in ks]
-        grads = np.sum([np.frombuffer(p["grads"], np.float32) for p in parts], axis=0, dtype=np.float32)
-        batch = {key: sum(p[key] for p in parts) for key in ("count", "loss", "correct")}
-        return [self.on(k, "apply_gradients", FakeJsBuffer(grads.tobytes()), batch) for k in ks]
+        stats = [{key: p[key] for key in ("count", "loss", "correct")} for p in parts]
+        return [self.on(k, "apply_gradients", stats,
+                        *(None if j == i else FakeJsBuffer(p["grads"]) for j, p in enumerate(parts)))
+                for i, k in enumerate(ks)]
 
     def run(self, ks, until=lambda out: False):
         """Steps (and the first worker's test evaluations) until the run ends; the first worker's slices."""
@@ -596,6 +598,8 @@ def test_a_diverging_parallel_run_ends_on_every_worker(mnist_bytes):
     (lambda: web.start_replica(PARALLEL, b"\0" * 784, b"\0", [1, 28, 28], 5, b""), "shard must be a whole number from 1 to 1"),
     (lambda: web.start_replica(PARALLEL, b"\0" * 784, b"\0", [1, 28, 28], 1, b"\0" * 8), "float32 vector of"),
     (lambda: web.validate_config({**PARALLEL, "batch_size": 16, "shards": 17}), "number of workers must be between 1 and 16"),
+    (lambda: web.apply_gradients([{"count": 1, "loss": 0.0, "correct": 0}] * 2, b"\0" * 4, b"\0" * 4),
+     "None in this worker's place"),
 ])
 def test_parallel_calls_refuse_what_does_not_fit(call, message):
     with pytest.raises(ValueError, match=message):

@@ -104,6 +104,7 @@ const progressHandlers = {
   "train-start": (msg) => onTrainStart(msg.info),
   "train-progress": (msg) => onTrainProgress(msg),
   "eval-progress": (msg) => onEvalProgress(msg.progress),
+  "train-solo": (msg) => pool.wentSolo(msg.reason),
 };
 
 function onWorkerMessage(event) {
@@ -208,11 +209,8 @@ function trackRate(p) {
   else if (p.seconds - rate.seconds >= 1) trainRates.set(rate.key, (p.examples - rate.examples) / (p.seconds - rate.seconds));
 }
 
-let statsShown = 0; // when the workers line was last redrawn: at most twice a second, not every step
-
+// The first worker's figures of a data-parallel run, with its progress reports (twice a second).
 function showWorkerStats(s) {
-  if (performance.now() - statsShown < 500) return;
-  statsShown = performance.now();
   const mine = rate && trainRates.get(rate.key);
   const one = rate && trainRates.get(rate.key.replace(/"workers":\d+/, '"workers":1'));
   const speedup = mine && one && s.workers === Number(JSON.parse(rate.key).workers) ? mine / one : null;
@@ -220,9 +218,9 @@ function showWorkerStats(s) {
     ? `${speedup.toFixed(2)}× the speed of one worker (${Math.round(one).toLocaleString("en-US")} images/s in this tab)`
     : `about ${s.speedup.toFixed(2)}× one worker's speed (estimated from their busy time; train with 1 worker to measure it)`;
   el.workersNote.classList.remove("bad");
-  el.workersNote.textContent = `${s.workers} workers · ${versus} · ${s.commMs.toFixed(1)} ms of each ${s.stepMs.toFixed(0)} ms step on messages and waiting`;
+  el.workersNote.textContent = `${s.workers} workers · ${versus} · ${s.waitMs.toFixed(1)} ms of each ${s.stepMs.toFixed(0)} ms step waiting for the others' gradients`;
   Object.assign(el.workersNote.dataset, { workers: s.workers, speedup: s.speedup.toFixed(3), measuredSpeedup: speedup ? speedup.toFixed(3) : "",
-    commMs: s.commMs.toFixed(2), stepMs: s.stepMs.toFixed(2) });
+    waitMs: s.waitMs.toFixed(2), stepMs: s.stepMs.toFixed(2) });
 }
 
 function workerNote(text) {
@@ -722,6 +720,7 @@ function onTrainProgress(msg) {
   for (const e of msg.events) {
     if (e.kind === "epoch") addEpoch(e);
   }
+  if (msg.parallel && msg.parallel.workers > 1) showWorkerStats(msg.parallel);
   chart.update(msg.history, chartEnd);
   if (msg.filters) showFilters(msg.filters);
 }
@@ -777,13 +776,12 @@ el.form.addEventListener("submit", async (event) => {
   }
   const workers = Number(el.workers.value);
   rate = { key: rateKey(config, workers), epoch: 0 };
-  statsShown = 0;
   el.workersNote.textContent = workers > 1 ? `Training with ${workers} workers…` : "";
   el.workersNote.classList.remove("bad");
   for (const key of Object.keys(el.workersNote.dataset)) delete el.workersNote.dataset[key];
   let result;
   try {
-    result = workers > 1 ? await pool.train(config, { note: workerNote, stats: showWorkerStats }) : await call("train", { config });
+    result = workers > 1 ? await pool.train(config, { note: workerNote }) : await call("train", { config });
   } catch (err) {
     el.message.textContent = err.message;
     el.message.classList.add("bad");

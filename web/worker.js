@@ -5,13 +5,15 @@
 // reports and carry a `type`: "status" (loading text), "train-start",
 // "train-progress", "eval-progress". The page's own worker starts with
 // "init"; the extra workers of data-parallel training (web/parallel.js) start
-// with "init_replica" and then only train, step by step ("par_*" requests).
+// with "init_replica" and then only train ("replica_start", "par_run"). The
+// first worker also posts "train-solo" when the others fell silent.
 // All learning, prediction, evaluation and preprocessing happen in Python;
 // this file fetches the runtime and weights, hands over the MNIST bytes the
 // page fetched (web/mnist.js) and keeps a copy of the last model in IndexedDB,
 // and during training the model of the last finished epoch (for a reload).
 
 import { loadPyodide } from "./pyodide/pyodide.mjs";
+import { Mesh, MeshBroken, SILENCE_TIMEOUT_MS, trainShard } from "./parallel.js";
 
 const SLICE_SECONDS = 0.2; // one train_slice call; Stop is heard between slices
 const EVAL_SLICE_SECONDS = 0.2; // one evaluation_slice call; predictions run between slices
@@ -22,7 +24,8 @@ let stopRequested = false;
 let training = false;
 let evalToken = 0; // bumped to abandon the evaluation in progress (new model, training)
 let primary = false; // this is the page's own worker (MNIST, test set, the model used for drawing)
-let shown = { at: 0, events: [], last: null }; // data-parallel steps: progress not yet posted
+let shown = { at: 0, events: [], last: null, figures: null, due: false }; // data-parallel steps: progress not yet posted
+let mesh = null; // this worker's links to the others during a data-parallel run (web/parallel.js)
 
 const status = (text) => self.postMessage({ type: "status", text });
 const siteURL = (path) => new URL(path, new URL("./", import.meta.url)).href;
@@ -370,6 +373,7 @@ const handlers = {
 
   async stop() {
     stopRequested = true;
+    mesh?.interrupt(new MeshBroken("the run was stopped", { stop: true })); // do not wait for the others' gradients
     return { running: training };
   },
 
@@ -384,14 +388,15 @@ const handlers = {
     return { ready: true };
   },
 
-  // The first worker: a run on shard 0 of config.shards, driven by par_step.
-  async par_start({ config }) {
+  // The first worker: a run on shard 0 of config.shards; ports link it to the others.
+  async par_start({ config, ports }) {
     if (training) throw new Error("a training run is already going");
     const info = callPy("start_training", config, 0);
     training = true;
     stopRequested = false;
     evalToken++;
-    shown = { at: performance.now(), events: [], last: null };
+    mesh = new Mesh(0, ports, SILENCE_TIMEOUT_MS);
+    shown = { at: performance.now(), events: [], last: null, figures: null, due: false };
     self.postMessage({ type: "train-start", info });
     return info;
   },
@@ -404,59 +409,77 @@ const handlers = {
     return callPy("shard_data", shard);
   },
 
-  async replica_start({ config, images, labels, shape, shard, params }) {
+  async replica_start({ config, images, labels, shape, shard, params, ports }) {
+    if (mesh) throw new Error("this worker is still in another training run");
+    const out = callPy("start_replica", config, images, labels, shape, shard, params);
     training = true;
-    return callPy("start_replica", config, images, labels, shape, shard, params);
+    stopRequested = false;
+    mesh = new Mesh(shard, ports);
+    return out;
   },
 
-  // One step: apply the summed gradients of the last step (if any); the first
-  // worker then evaluates the test set if an epoch just ended; then compute
-  // this worker's part of the next step. Replies {slice, part, computeMs,
-  // applyMs, evaluated}, or {stopped: true}, or {slice} when the run ended.
-  async par_step({ grads, batch }) {
-    let slice = null;
-    let applyMs = 0;
-    let evaluated = false;
-    let due = false;
-    if (grads) {
-      const t0 = performance.now();
-      slice = callPy("apply_gradients", grads, batch);
-      applyMs = performance.now() - t0;
-      due = collect(slice);
-    }
-    while (slice && slice.evaluating && !slice.done) {
-      evaluated = true;
-      if (due) postProgress();
-      await tick();
-      if (stopRequested) return { stopped: true };
-      slice = callPy("train_slice", SLICE_SECONDS, 0);
-      due = collect(slice) || true;
-      await keepCheckpoint(slice);
-    }
-    if (slice && slice.done) {
+  // Every worker of the run: train step by step with the others until the run
+  // ends. The first worker replies like "train": {reason, message, model} or
+  // {reason: "stopped", kept, model}.
+  async par_run() {
+    const py = {
+      compute: () => callPy("compute_gradients"),
+      apply: (stats, grads) => {
+        const slice = callPy("apply_gradients", stats, ...grads);
+        if (collect(slice)) shown.due = true;
+        return slice;
+      },
+      settle: settleEpoch,
+      stopRequested: () => stopRequested,
+      stop: () => callPy("stop"),
+      solo: (err) => {
+        callPy("go_solo");
+        if (primary && !err.fromPage) self.postMessage({ type: "train-solo", reason: err.message });
+      },
+      idle: () => {
+        if (shown.due) postProgress();
+      },
+      stats: (figures) => {
+        shown.figures = figures;
+      },
+    };
+    const mine = mesh;
+    try {
+      const out = await trainShard(mine, py);
+      if (!primary) return { reason: out.reason };
+      if (out.reason === "stopped") {
+        if (out.kept) await saveActiveModel();
+        return out;
+      }
+      postProgress();
+      if (!out.slice.diverged) await saveActiveModel();
+      return { reason: out.reason, message: out.slice.diverged, model: out.slice.model };
+    } catch (err) {
+      mine?.close();
+      try { callPy("stop"); } catch { /* the run is being abandoned anyway */ }
+      throw err;
+    } finally {
+      if (mesh === mine) mesh = null;
       training = false;
-      if (due) postProgress();
-      if (primary && !slice.diverged) await saveActiveModel();
-      await dropCheckpoint();
-      return { slice };
+      if (primary) await dropCheckpoint();
     }
-    const t0 = performance.now();
-    const part = callPy("compute_gradients");
-    const computeMs = performance.now() - t0;
-    // After the reply: the chart and filters are not on the way of the next step's gradients.
-    if (due) setTimeout(postProgress, 0);
-    return { slice, part, computeMs, applyMs, evaluated };
   },
 
-  async par_solo() {
-    return callPy("go_solo");
+  // The page: the other workers are gone (it closed them); the first one goes on alone.
+  async par_solo({ reason }) {
+    mesh?.interrupt(new MeshBroken(reason, { fromPage: true }));
+    return {};
   },
 
+  // The page ends this worker's part in a run (after the run, or because another worker failed).
   async par_stop() {
+    if (mesh) {
+      stopRequested = true;
+      mesh.interrupt(new MeshBroken("the run was stopped", { stop: true }));
+      return { kept: false, model: null }; // par_run ends the run
+    }
     const out = callPy("stop");
     training = false;
-    if (primary && out.kept) await saveActiveModel();
-    await dropCheckpoint();
     return out;
   },
 
@@ -466,8 +489,9 @@ const handlers = {
 };
 
 // The first worker posts the progress of data-parallel steps as the "train"
-// request does for its slices, at most every REPORT_SECONDS: collect(slice)
-// keeps a step's events and says whether a report is due.
+// request does for its slices, at most every REPORT_SECONDS, while it waits
+// for the other workers' gradients: collect(slice) keeps a step's events and
+// says whether a report is due.
 const REPORT_SECONDS = 0.5;
 
 function collect(slice) {
@@ -479,8 +503,25 @@ function collect(slice) {
 
 function postProgress() {
   if (!shown.last) return;
-  self.postMessage({ type: "train-progress", ...shown.last, events: shown.events, filters: callPy("filters"), history: callPy("chart") });
-  shown = { at: performance.now(), events: [], last: null };
+  self.postMessage({ type: "train-progress", ...shown.last, events: shown.events, parallel: shown.figures,
+    filters: callPy("filters"), history: callPy("chart") });
+  shown = { at: performance.now(), events: [], last: null, figures: shown.figures, due: false };
+}
+
+// After the step that ends an epoch, the first worker evaluates the test set
+// in slices (the others wait for its next gradients), hearing Stop between
+// them. Returns the slice that ends the evaluation, or {stopped: true}.
+async function settleEpoch(slice) {
+  while (slice.evaluating && !slice.done) {
+    if (shown.due) postProgress();
+    await tick();
+    if (stopRequested) return { stopped: true };
+    slice = callPy("train_slice", SLICE_SECONDS, 0);
+    if (collect(slice)) shown.due = true;
+    await keepCheckpoint(slice);
+  }
+  if (shown.due) postProgress();
+  return slice;
 }
 
 // The buffers of a reply's byte arrays (itself, or its values and its part's
