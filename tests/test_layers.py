@@ -13,14 +13,12 @@ from pycnn.layers import Conv2D, Dense, Flatten, MaxPool2D, Param, ReLU, layer_f
 
 H = 1e-6  # central-difference step; float64 keeps its error near 1e-10
 
-# layers.USE_BLAS picks `@` (native) or einsum (Pyodide, no BLAS): check both in CPython.
-MATMUL_PATHS = [True, False] if hasattr(pycnn.layers, "USE_BLAS") else [None]
 
 
-@pytest.fixture(autouse=True, params=MATMUL_PATHS, ids=lambda v: {True: "blas", False: "einsum"}.get(v, "default"))
-def matmul_path(request, monkeypatch):
-    if request.param is not None:
-        monkeypatch.setattr(pycnn.layers, "USE_BLAS", request.param)
+# layers.PYODIDE picks `@` and np.maximum (native) or einsum and np.where (Pyodide): check both in CPython.
+@pytest.fixture(autouse=True, params=[False, True], ids=["native", "pyodide"])
+def spelling(request, monkeypatch):
+    monkeypatch.setattr(pycnn.layers, "PYODIDE", request.param)
     return request.param
 
 
