@@ -68,6 +68,16 @@ def test_im2col_matches_loop(n, h, w, c, kh, kw, stride, padding):
 
 
 @pytest.mark.parametrize("n, h, w, c, kh, kw, stride, padding", SHAPES)
+def test_im2col_batch_last_orders_patches_position_by_position(n, h, w, c, kh, kw, stride, padding):
+    x = np.random.default_rng(0).standard_normal((n, h, w, c))
+    cols = im2col(x, kh, kw, stride, padding, ones=True, batch_last=True)
+    naive = patches_naive(x, kh, kw, stride, padding)  # rows (n, i, j)
+    expected = naive.reshape(n, -1, naive.shape[1]).transpose(1, 0, 2).reshape(naive.shape)  # (i, j, n)
+    np.testing.assert_array_equal(cols[:, :-1], expected)
+    np.testing.assert_array_equal(cols[:, -1], 1)
+
+
+@pytest.mark.parametrize("n, h, w, c, kh, kw, stride, padding", SHAPES)
 def test_col2im_is_adjoint_of_im2col(n, h, w, c, kh, kw, stride, padding):
     """<im2col(x), c> == <x, col2im(c)> for random x and c."""
     rng = np.random.default_rng(1)
