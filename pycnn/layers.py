@@ -136,7 +136,8 @@ class Conv2D(Layer):
             rows = cols @ w
         else:
             # rows.T[f] = sum over k of w[k, f] * cols.T[k]: rows of N*OH*OW numbers
-            rows = np.einsum("mk,kf->fm", cols, w).T
+            rows_t = _row_buffer(f, len(cols), np.result_type(cols, w))
+            rows = np.einsum("mk,kf->fm", cols, w, out=rows_t).T
         if training:
             self.x_shape, self.cols = x.shape, cols
         return self._images(rows, n, oh, ow)
@@ -174,6 +175,20 @@ class Conv2D(Layer):
         if self.batch_last:
             images = images.transpose(1, 2, 0, 3)
         return images.reshape(-1, images.shape[-1])
+
+
+def _row_buffer(rows: int, length: int, dtype: np.dtype) -> np.ndarray:
+    """An empty (rows, length) array whose rows lie an odd number of 64-byte cache lines apart.
+
+    Copying it transposed (as Conv2D does with its output) reads down its
+    columns. Rows a multiple of 4 KiB apart (the seed model's 18,432 or 36,864
+    patches of 4 bytes) all fall in the same cache set, and in Pyodide that copy
+    took 1.29 ms instead of 0.33 ms at batch 32 (2.47 vs 0.69 ms at batch 64).
+    """
+    per_line = max(1, 64 // np.dtype(dtype).itemsize)
+    lines = -(-length // per_line)
+    lines += 1 - lines % 2
+    return np.empty((rows, lines * per_line), dtype)[:, :length]
 
 
 def _masked(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
