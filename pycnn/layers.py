@@ -144,11 +144,11 @@ class Conv2D(Layer):
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         f = self.out_ch
-        dz = self._rows(dout)  # (N*OH*OW, F)
         if not PYODIDE:
+            dz = self._rows(dout)  # (N*OH*OW, F)
             dw = self.cols.T @ dz  # (K + 1, F)
         else:
-            dz_t = np.ascontiguousarray(dz.T)  # (F, N*OH*OW): dw[k, f] is a dot product of two rows
+            dz_t = self._rows_t(dout)  # (F, N*OH*OW): dw[k, f] is a dot product of two rows
             dw = np.einsum("mk,fm->kf", self.cols, dz_t)
         self.W.grad = dw[:-1].reshape(self.W.value.shape)
         self.b.grad = dw[-1]
@@ -175,6 +175,11 @@ class Conv2D(Layer):
         if self.batch_last:
             images = images.transpose(1, 2, 0, 3)
         return images.reshape(-1, images.shape[-1])
+
+    def _rows_t(self, images: np.ndarray) -> np.ndarray:
+        """Contiguous transpose of :meth:`_rows`: (N, OH, OW, F) -> (F, N*OH*OW), in one copy."""
+        order = (3, 1, 2, 0) if self.batch_last else (3, 0, 1, 2)
+        return np.ascontiguousarray(images.transpose(order)).reshape(images.shape[-1], -1)
 
 
 def _row_buffer(rows: int, length: int, dtype: np.dtype) -> np.ndarray:
