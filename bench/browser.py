@@ -145,7 +145,7 @@ def throughput(browser, url: str, settings: dict, window_s: float) -> dict:
             done, total = (int(g.replace(",", "")) for g in m.groups())
             if done >= 0.1 * total:
                 now = time.monotonic()
-                last = samples and (now - samples[0][0] >= window_s or done >= 0.95 * total)
+                last = bool(samples) and (now - samples[0][0] >= window_s or done >= 0.95 * total)
                 samples.append((now, done, chromium_cpu_seconds() if last or not samples else None))
                 if last:
                     break
