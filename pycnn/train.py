@@ -117,15 +117,15 @@ class Trainer:
         start = time.perf_counter()
         steps = 0
         while not self.done:
-            tick = time.perf_counter()
             if self.evaluating:
+                tick = time.perf_counter()
                 event = self._eval_chunk()
+                self._seconds += time.perf_counter() - tick
             elif max_steps is not None and steps >= max_steps:
                 break
             else:
-                event = self._train_step()
+                event = self._train_step()  # timed by compute_gradients and apply_gradients
                 steps += 1
-            self._seconds += time.perf_counter() - tick
             if event is not None:
                 events.append(event)
             if event is not None and event["kind"] == "epoch" and not self.done:
@@ -159,6 +159,13 @@ class Trainer:
         predictions}; summed over the parts, these describe the whole batch.
         Calling it again before :meth:`apply_gradients` recomputes the same step.
         """
+        tick = time.perf_counter()
+        try:
+            return self._compute_part()
+        finally:
+            self._seconds += time.perf_counter() - tick
+
+    def _compute_part(self) -> dict:
         if self.evaluating or self.done:
             raise RuntimeError("no training step is due: the epoch's test evaluation or the run is unfinished")
         j = self._batch
@@ -188,6 +195,13 @@ class Trainer:
         the global batch. Raises :class:`DivergedError`, keeping the last finite weights,
         if its loss is not finite.
         """
+        tick = time.perf_counter()
+        try:
+            return self._update(batch)
+        finally:
+            self._seconds += time.perf_counter() - tick
+
+    def _update(self, batch: dict) -> Event:
         loss, count, correct = float(batch["loss"]), int(batch["count"]), int(batch["correct"])
         if not math.isfinite(loss):
             self._diverged(loss)
@@ -237,6 +251,8 @@ class Trainer:
         return self._finish_epoch()
 
     def _finish_epoch(self) -> Event:
+        """The epoch event; its "seconds" is the time this trainer spent on the epoch's
+        steps and test evaluation (a data-parallel replica's waiting for the others excluded)."""
         self.epoch += 1
         self.optimizer.lr *= self.lr_decay
         test_accuracy = None if self.x_test is None else self._test_correct / len(self.x_test)

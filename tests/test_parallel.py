@@ -189,6 +189,21 @@ def test_a_replica_left_alone_goes_on_with_the_same_batches():
     np.testing.assert_allclose(group[0].model.flat_params(), model.flat_params(), rtol=1e-5, atol=1e-6)
 
 
+def test_an_epoch_driven_step_by_step_counts_the_time_spent_in_its_steps():
+    """Replicas train through compute_gradients/apply_gradients, not run(): their epoch's
+    "seconds" must still count those steps (it once counted only the test evaluation)."""
+    import time
+
+    group = replicas(2, tiny_data(n=400), lambda m: SGD(m.params(), lr=0.05), batch_size=8, epochs=1)
+    in_steps = 0.0
+    while not group[0].evaluating:
+        tick = time.perf_counter()
+        all_reduce_step(group)
+        in_steps += time.perf_counter() - tick
+    epoch = [e for e in group[0].run() if e["kind"] == "epoch"][0]
+    assert epoch["seconds"] >= 0.4 * in_steps > 0  # its share of the steps' time, at least (two replicas here)
+
+
 def test_a_shard_of_the_wrong_size_is_refused():
     x, y, _, _ = tiny_data(n=40)
     model = tiny_model()
