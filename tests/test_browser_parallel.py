@@ -105,3 +105,24 @@ def test_stop_halts_a_run_of_two_workers_within_two_seconds(visit):
     assert visit.state() == "ready"
     assert "Stopped" in visit.message(), visit.message()
     assert visit.console_errors == []
+
+
+def test_a_worker_that_dies_mid_run_leaves_the_run_to_the_first_one(visit):
+    visit.open_ready()
+    page = visit.page
+    set_form(page, "2")
+    choose(page, "#train-form #train_size", "10000")
+    choose(page, "#train-form #epochs", "2")
+    page.wait_for_function("document.querySelector('#workers').dataset.ready === '2'", timeout=60_000)
+    page.click("#train")
+    page.wait_for_function("document.querySelector('#workers-note').dataset.workers === '2'", timeout=30_000)
+    extra = [w for w in page.workers if w.evaluate("self.name") == "pycnn worker 2"]
+    assert len(extra) == 1, [w.url for w in page.workers]
+    extra[0].evaluate("setTimeout(() => { throw new Error('injected crash'); })")  # an uncaught error: the page closes it
+    visit.wait_for_state("ready", 120_000)
+    assert "Done" in visit.message(), visit.message()
+    note = page.inner_text("#workers-note")
+    assert "A worker stopped" in note and "injected crash" in note and "training goes on in 1 worker" in note, note
+    assert page.inner_text("#progress-label").startswith("Epoch 2 of 2 · 10,000 / 10,000")
+    assert float(page.inner_text("#test-accuracy")) > 0.8  # it trained on (chance is 0.1)
+    assert all("injected crash" in e for e in visit.console_errors), visit.console_errors

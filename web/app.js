@@ -132,7 +132,7 @@ function onWorkerError(event) {
 
 function startWorker() {
   const url = new URL("./worker.js", import.meta.url);
-  worker = new Worker(url, { type: "module" });
+  worker = new Worker(url, { type: "module", name: "pycnn worker 1" });
   worker.onmessage = onWorkerMessage;
   worker.onerror = onWorkerError;
   pool = new WorkerPool(call, url);

@@ -185,11 +185,11 @@ export async function trainShard(mesh, py) {
 
 // One extra worker: requests {id, type, ...args} get exactly one reply, as with the first worker.
 class Peer {
-  constructor(url) {
+  constructor(url, name) {
     this.pending = new Map();
     this.nextId = 1;
     this.dead = null;
-    this.worker = new Worker(url, { type: "module" });
+    this.worker = new Worker(url, { type: "module", name }); // the name shows in the browser's devtools
     this.worker.onmessage = (event) => {
       const msg = event.data;
       const waiter = msg.id === undefined ? null : this.pending.get(msg.id);
@@ -258,7 +258,7 @@ export class WorkerPool {
   resize(count) {
     while (this.extras.length > count) this.extras.pop().peer.terminate();
     while (this.extras.length < count) {
-      const peer = new Peer(this.url);
+      const peer = new Peer(this.url, `pycnn worker ${this.extras.length + 2}`);
       const ready = peer.call("init_replica", {}, [], START_TIMEOUT_MS).then(() => peer);
       ready.catch(() => {}); // reported when a run needs it
       this.extras.push({ peer, ready });
