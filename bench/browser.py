@@ -14,8 +14,9 @@ for, before Train is pressed, as the page does when the count is chosen).
 ``--scaling`` measures data-parallel scaling instead: for 1 and N workers (``--workers``,
 default 2) it trains on the full set and reports the images/s of the training phase alone
 (from the progress bar, between 10% of the epoch and ``--window`` seconds later; with
-``--repeat R`` it alternates R runs of each and keeps the fastest), the speed-up over one worker, and the page's own figures: its estimate of the speed-up and the
-time per step spent on messages and waiting. Every line carries the load averages before
+``--repeat R`` it alternates R runs of each and keeps the fastest), the speed-up over one
+worker, and the page's own figures: its estimate of the speed-up and the first worker's time
+per step spent waiting for the others' gradients. Every line carries the load averages before
 and after, since this machine is shared, and how many cores the browser actually got while it
 was timed (its processes' CPU time over the wall time) with its CPU time per image: two
 workers can only be faster if the browser gets close to two cores.
