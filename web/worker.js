@@ -26,6 +26,7 @@ let evalToken = 0; // bumped to abandon the evaluation in progress (new model, t
 let primary = false; // this is the page's own worker (MNIST, test set, the model used for drawing)
 let shown = { at: 0, events: [], last: null, figures: null, due: false }; // data-parallel steps: progress not yet posted
 let mesh = null; // this worker's links to the others during a data-parallel run (web/parallel.js)
+let looping = false; // par_run's step loop is running
 
 const status = (text) => self.postMessage({ type: "status", text });
 const siteURL = (path) => new URL(path, new URL("./", import.meta.url)).href;
@@ -444,6 +445,7 @@ const handlers = {
       },
     };
     const mine = mesh;
+    looping = true;
     try {
       const out = await trainShard(mine, py);
       if (!primary) return { reason: out.reason };
@@ -459,6 +461,7 @@ const handlers = {
       try { callPy("stop"); } catch { /* the run is being abandoned anyway */ }
       throw err;
     } finally {
+      looping = false;
       if (mesh === mine) mesh = null;
       training = false;
       if (primary) await dropCheckpoint();
@@ -473,13 +476,17 @@ const handlers = {
 
   // The page ends this worker's part in a run (after the run, or because another worker failed).
   async par_stop() {
-    if (mesh) {
+    if (looping) {
       stopRequested = true;
-      mesh.interrupt(new MeshBroken("the run was stopped", { stop: true }));
+      mesh?.interrupt(new MeshBroken("the run was stopped", { stop: true }));
       return { kept: false, model: null }; // par_run ends the run
     }
+    mesh?.close(); // a run set up but never started (the page failed to hand out the shards)
+    mesh = null;
     const out = callPy("stop");
     training = false;
+    if (primary && out.kept) await saveActiveModel();
+    if (primary) await dropCheckpoint();
     return out;
   },
 
