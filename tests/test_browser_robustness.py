@@ -107,6 +107,18 @@ def test_an_exception_inside_the_worker_is_reported_and_the_page_stays_usable(vi
     assert not page.locator("#train").is_disabled()
 
 
+def test_a_worker_that_fails_after_loading_says_to_reload_not_to_rebuild(visit):
+    visit.open_ready()
+    page = visit.page
+    first = [w for w in page.workers if w.evaluate("self.name") == "pycnn worker 1"]
+    assert len(first) == 1, [w.url for w in page.workers]
+    first[0].evaluate("setTimeout(() => { throw new Error('out of memory'); })")  # as a fatal error in Python would
+    visit.wait_for_state("error", 10_000)
+    status = visit.status()
+    assert "the Python worker stopped" in status and "out of memory" in status and "reload the page" in status, status
+    assert "rebuild" not in status, status
+
+
 def test_offline_data_then_a_reload_during_training_loses_nothing(visit):
     page = visit.page
     visit.context.route("**/data/*.gz", lambda route: route.abort("internetdisconnected"))

@@ -120,11 +120,14 @@ function onWorkerMessage(event) {
   progressHandlers[msg.type]?.(msg);
 }
 
-// A worker that cannot even load (missing worker.js or pyodide.mjs) reports here.
+// A worker that cannot even load (missing worker.js or pyodide.mjs) reports
+// here, and so does one that fails later outside any request (Python out of memory).
 function onWorkerError(event) {
   event.preventDefault();
   const detail = event.message || "the worker script or the Pyodide runtime could not be loaded";
-  const message = `${detail}. The site may be incomplete; rebuild it with \`python build_site.py\`.`;
+  const message = modelReady
+    ? `the Python worker stopped (${detail}); reload the page to start it again`
+    : `${detail}. The site may be incomplete; rebuild it with \`python build_site.py\`.`;
   fail(message);
   for (const waiter of pending.values()) waiter.reject(new Error(message));
   pending.clear();
