@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from playwright import sync_api as playwright_api
 from test_browser import choose, stop_within_two_seconds
+from test_browser_insight import wait_for_evaluation
 
 pytestmark = pytest.mark.browser
 
@@ -124,5 +125,9 @@ def test_a_worker_that_dies_mid_run_leaves_the_run_to_the_first_one(visit):
     note = page.inner_text("#workers-note")
     assert "A worker stopped" in note and "injected crash" in note and "training goes on in 1 worker" in note, note
     assert page.inner_text("#progress-label").startswith("Epoch 2 of 2 · 10,000 / 10,000")
-    assert float(page.inner_text("#test-accuracy")) > 0.8  # it trained on (chance is 0.1)
+    accuracy = float(page.inner_text("#test-accuracy"))
+    assert accuracy > 0.8  # it trained on (chance is 0.1)
+    # The evaluation views work on the model the run left behind, and agree with its last epoch.
+    page.click("#eval-panel summary")
+    assert wait_for_evaluation(page, "seed") == pytest.approx(accuracy, abs=1e-4)
     assert all("injected crash" in e for e in visit.console_errors), visit.console_errors
