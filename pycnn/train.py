@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -118,9 +119,8 @@ class Trainer:
         steps = 0
         while not self.done:
             if self.evaluating:
-                tick = time.perf_counter()
-                event = self._eval_chunk()
-                self._seconds += time.perf_counter() - tick
+                with self._clock():
+                    event = self._eval_chunk()
             elif max_steps is not None and steps >= max_steps:
                 break
             else:
@@ -159,34 +159,28 @@ class Trainer:
         predictions}; summed over the parts, these describe the whole batch.
         Calling it again before :meth:`apply_gradients` recomputes the same step.
         """
-        tick = time.perf_counter()
-        try:
-            return self._compute_part()
-        finally:
-            self._seconds += time.perf_counter() - tick
-
-    def _compute_part(self) -> dict:
-        if self.evaluating or self.done:
-            raise RuntimeError("no training step is due: the epoch's test evaluation or the run is unfinished")
-        j = self._batch
-        if self.shard is None:
-            idx, total = self.schedule.batch(j), None
-        else:
-            idx, total = self.schedule.local_batch(j, self.shard), self.schedule.batch_len(j)
-        if len(idx) == 0:  # this shard has run out; the others finish the epoch
-            for p in self.model.params():
-                p.grad = np.zeros_like(p.value)
-            return {"count": 0, "loss": 0.0, "correct": 0}
-        y = self.y_train[idx]
-        logits = self.model.forward(self.model.as_images(self.x_train[idx]), training=True)
-        loss, dlogits = softmax_cross_entropy(logits, y)
-        share = 1.0 if total is None else len(idx) / total
-        if share != 1.0:
-            # Gradients are linear in dlogits: scaling its (N, K) numbers scales
-            # every Param.grad, without a pass over all the parameters.
-            dlogits *= np.float32(share)
-        self.model.backward(dlogits)
-        return {"count": len(idx), "loss": loss * share, "correct": int((logits.argmax(axis=1) == y).sum())}
+        with self._clock():
+            if self.evaluating or self.done:
+                raise RuntimeError("no training step is due: the epoch's test evaluation or the run is unfinished")
+            j = self._batch
+            if self.shard is None:
+                idx, total = self.schedule.batch(j), None
+            else:
+                idx, total = self.schedule.local_batch(j, self.shard), self.schedule.batch_len(j)
+            if len(idx) == 0:  # this shard has run out; the others finish the epoch
+                for p in self.model.params():
+                    p.grad = np.zeros_like(p.value)
+                return {"count": 0, "loss": 0.0, "correct": 0}
+            y = self.y_train[idx]
+            logits = self.model.forward(self.model.as_images(self.x_train[idx]), training=True)
+            loss, dlogits = softmax_cross_entropy(logits, y)
+            share = 1.0 if total is None else len(idx) / total
+            if share != 1.0:
+                # Gradients are linear in dlogits: scaling its (N, K) numbers scales
+                # every Param.grad, without a pass over all the parameters.
+                dlogits *= np.float32(share)
+            self.model.backward(dlogits)
+            return {"count": len(idx), "loss": loss * share, "correct": int((logits.argmax(axis=1) == y).sum())}
 
     def apply_gradients(self, batch: dict) -> Event:
         """The optimizer step with the gradients in ``Param.grad``; returns the step event.
@@ -195,31 +189,34 @@ class Trainer:
         the global batch. Raises :class:`DivergedError`, keeping the last finite weights,
         if its loss is not finite.
         """
+        with self._clock():
+            loss, count, correct = float(batch["loss"]), int(batch["count"]), int(batch["correct"])
+            if not math.isfinite(loss):
+                self._diverged(loss)
+            for p, previous in zip(self._params, self._previous):
+                np.copyto(previous, p.value)
+            self.optimizer.step()
+            self.step += 1
+            self._batch += 1
+            self._seen += count
+            self._correct += correct
+            self._loss_sum += loss * count
+            event = {"kind": "step", "step": self.step, "epoch": self.epoch + 1, "batch": self._batch,
+                     "steps_per_epoch": self.steps_per_epoch, "loss": loss,
+                     "accuracy": correct / count, "running_accuracy": self._correct / self._seen,
+                     "examples": self._seen, "examples_total": self.train_size}
+            if self._batch == self.steps_per_epoch:
+                self._eval_pos = 0  # the next unit of work evaluates the test set
+            return event
+
+    @contextmanager
+    def _clock(self) -> Iterator[None]:
+        """Count the time inside the block as the epoch's (its event's "seconds")."""
         tick = time.perf_counter()
         try:
-            return self._update(batch)
+            yield
         finally:
             self._seconds += time.perf_counter() - tick
-
-    def _update(self, batch: dict) -> Event:
-        loss, count, correct = float(batch["loss"]), int(batch["count"]), int(batch["correct"])
-        if not math.isfinite(loss):
-            self._diverged(loss)
-        for p, previous in zip(self._params, self._previous):
-            np.copyto(previous, p.value)
-        self.optimizer.step()
-        self.step += 1
-        self._batch += 1
-        self._seen += count
-        self._correct += correct
-        self._loss_sum += loss * count
-        event = {"kind": "step", "step": self.step, "epoch": self.epoch + 1, "batch": self._batch,
-                 "steps_per_epoch": self.steps_per_epoch, "loss": loss,
-                 "accuracy": correct / count, "running_accuracy": self._correct / self._seen,
-                 "examples": self._seen, "examples_total": self.train_size}
-        if self._batch == self.steps_per_epoch:
-            self._eval_pos = 0  # the next unit of work evaluates the test set
-        return event
 
     def _diverged(self, loss: float) -> None:
         """Raise DivergedError, first putting back the last finite weights.
