@@ -125,12 +125,13 @@ export class Mesh {
 // Resolves {reason: "done" | "diverged" | "stopped", slice | stopped reply}.
 export async function trainShard(mesh, py) {
   const figures = { steps: 0, busy: 0, wall: 0, wait: 0 };
+  const stopped = () => {
+    if (py.stopRequested()) mesh?.announceStop(); // Stop reached this worker (the first): tell the others
+    mesh?.close();
+    return { reason: "stopped", ...py.stop() };
+  };
   for (let step = 0; ; step++) {
-    if (py.stopRequested()) {
-      mesh?.announceStop();
-      mesh?.close();
-      return { reason: "stopped", ...py.stop() };
-    }
+    if (py.stopRequested()) return stopped();
     const t0 = performance.now();
     const part = py.compute();
     const t1 = performance.now();
@@ -143,11 +144,7 @@ export async function trainShard(mesh, py) {
         parts = await exchanged;
       } catch (err) {
         if (!(err instanceof MeshBroken)) throw err;
-        if (err.stop) {
-          if (py.stopRequested()) mesh.announceStop(); // Stop was pressed: tell the others
-          mesh.close();
-          return { reason: "stopped", ...py.stop() };
-        }
+        if (err.stop) return stopped();
         mesh.close();
         mesh = null;
         py.solo(err);
@@ -160,11 +157,7 @@ export async function trainShard(mesh, py) {
     const t3 = performance.now();
     if (slice.evaluating && !slice.done) {
       slice = await py.settle(slice);
-      if (slice.stopped) {
-        mesh?.announceStop();
-        mesh?.close();
-        return { reason: "stopped", ...py.stop() };
-      }
+      if (slice.stopped) return stopped();
     } else {
       // Busy time: every worker's compute (they report theirs) plus one update.
       figures.steps++;

@@ -24,7 +24,9 @@ let stopRequested = false;
 let training = false;
 let evalToken = 0; // bumped to abandon the evaluation in progress (new model, training)
 let primary = false; // this is the page's own worker (MNIST, test set, the model used for drawing)
-let shown = { at: 0, events: [], last: null, figures: null, due: false }; // data-parallel steps: progress not yet posted
+// Data-parallel steps of the first worker whose progress is not yet posted (see collect).
+const unshown = (figures = null) => ({ at: performance.now(), events: [], last: null, figures, due: false });
+let shown = unshown();
 let mesh = null; // this worker's links to the others during a data-parallel run (web/parallel.js)
 let looping = false; // par_run's step loop is running
 
@@ -397,7 +399,7 @@ const handlers = {
     stopRequested = false;
     evalToken++;
     mesh = new Mesh(0, ports, SILENCE_TIMEOUT_MS);
-    shown = { at: performance.now(), events: [], last: null, figures: null, due: false };
+    shown = unshown();
     self.postMessage({ type: "train-start", info });
     return info;
   },
@@ -427,7 +429,7 @@ const handlers = {
       compute: () => callPy("compute_gradients"),
       apply: (stats, grads) => {
         const slice = callPy("apply_gradients", stats, ...grads);
-        if (collect(slice)) shown.due = true;
+        collect(slice);
         return slice;
       },
       settle: settleEpoch,
@@ -477,7 +479,7 @@ const handlers = {
   // The page ends this worker's part in a run (after the run, or because another worker failed).
   async par_stop() {
     if (looping) {
-      stopRequested = true;
+      if (primary) stopRequested = true; // it may be going on alone, without a mesh to interrupt
       mesh?.interrupt(new MeshBroken("the run was stopped", { stop: true }));
       return { kept: false, model: null }; // par_run ends the run
     }
@@ -498,21 +500,21 @@ const handlers = {
 // The first worker posts the progress of data-parallel steps as the "train"
 // request does for its slices, at most every REPORT_SECONDS, while it waits
 // for the other workers' gradients: collect(slice) keeps a step's events and
-// says whether a report is due.
+// marks a report due.
 const REPORT_SECONDS = 0.5;
 
 function collect(slice) {
-  if (!primary) return false;
+  if (!primary) return;
   shown.events.push(...slice.events);
   shown.last = slice;
-  return slice.done || slice.events.some((e) => e.kind === "epoch") || performance.now() - shown.at >= REPORT_SECONDS * 1000;
+  shown.due ||= slice.done || slice.events.some((e) => e.kind === "epoch") || performance.now() - shown.at >= REPORT_SECONDS * 1000;
 }
 
 function postProgress() {
   if (!shown.last) return;
   self.postMessage({ type: "train-progress", ...shown.last, events: shown.events, parallel: shown.figures,
     filters: callPy("filters"), history: callPy("chart") });
-  shown = { at: performance.now(), events: [], last: null, figures: shown.figures, due: false };
+  shown = unshown(shown.figures);
 }
 
 // After the step that ends an epoch, the first worker evaluates the test set
@@ -524,7 +526,7 @@ async function settleEpoch(slice) {
     await tick();
     if (stopRequested) return { stopped: true };
     slice = callPy("train_slice", SLICE_SECONDS, 0);
-    if (collect(slice)) shown.due = true;
+    collect(slice);
     await keepCheckpoint(slice);
   }
   if (shown.due) postProgress();
