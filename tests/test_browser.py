@@ -193,6 +193,13 @@ def test_short_training_run_reports_progress_chart_and_accuracy(visit):
     assert visit.console_errors == []
 
 
+def worker_named(page, name: str):
+    """The page's Web Worker called `name` ("pycnn worker 1" is the page's own), to run code in."""
+    found = [w for w in page.workers if w.evaluate("self.name") == name]
+    assert len(found) == 1, (name, [w.url for w in page.workers])
+    return found[0]
+
+
 def stop_within_two_seconds(visit) -> float:
     """Click Stop during a run; fail unless training ends within 2 s. Returns the seconds it took."""
     start = time.monotonic()

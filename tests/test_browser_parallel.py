@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from playwright import sync_api as playwright_api
-from test_browser import choose, stop_within_two_seconds
+from test_browser import choose, stop_within_two_seconds, worker_named
 from test_browser_insight import wait_for_evaluation
 
 pytestmark = pytest.mark.browser
@@ -92,16 +92,21 @@ def test_a_worker_that_cannot_start_leaves_training_to_one(visit):
     assert all("manifest.json" in e for e in visit.console_errors), visit.console_errors
 
 
-def test_stop_halts_a_run_of_two_workers_within_two_seconds(visit):
-
+def start_a_longer_run_of_two_workers(visit, epochs: str):
+    """Open the page and start 10,000 images x `epochs` with two workers; return once both train."""
     visit.open_ready()
     page = visit.page
     set_form(page, "2")
     choose(page, "#train-form #train_size", "10000")
-    choose(page, "#train-form #epochs", "3")
+    choose(page, "#train-form #epochs", epochs)
     page.wait_for_function("document.querySelector('#workers').dataset.ready === '2'", timeout=60_000)
     page.click("#train")
     page.wait_for_function("document.querySelector('#workers-note').dataset.workers === '2'", timeout=30_000)
+    return page
+
+
+def test_stop_halts_a_run_of_two_workers_within_two_seconds(visit):
+    start_a_longer_run_of_two_workers(visit, "3")
     stop_within_two_seconds(visit)
     assert visit.state() == "ready"
     assert "Stopped" in visit.message(), visit.message()
@@ -109,17 +114,8 @@ def test_stop_halts_a_run_of_two_workers_within_two_seconds(visit):
 
 
 def test_a_worker_that_dies_mid_run_leaves_the_run_to_the_first_one(visit):
-    visit.open_ready()
-    page = visit.page
-    set_form(page, "2")
-    choose(page, "#train-form #train_size", "10000")
-    choose(page, "#train-form #epochs", "2")
-    page.wait_for_function("document.querySelector('#workers').dataset.ready === '2'", timeout=60_000)
-    page.click("#train")
-    page.wait_for_function("document.querySelector('#workers-note').dataset.workers === '2'", timeout=30_000)
-    extra = [w for w in page.workers if w.evaluate("self.name") == "pycnn worker 2"]
-    assert len(extra) == 1, [w.url for w in page.workers]
-    extra[0].evaluate("setTimeout(() => { throw new Error('injected crash'); })")  # an uncaught error: the page closes it
+    page = start_a_longer_run_of_two_workers(visit, "2")
+    worker_named(page, "pycnn worker 2").evaluate("setTimeout(() => { throw new Error('injected crash'); })")  # an uncaught error: the page closes it
     visit.wait_for_state("ready", 120_000)
     assert "Done" in visit.message(), visit.message()
     note = page.inner_text("#workers-note")

@@ -12,7 +12,7 @@ import re
 
 import pytest
 from playwright import sync_api as playwright_api
-from test_browser import choose, draw, vertical_stroke
+from test_browser import choose, draw, vertical_stroke, worker_named
 
 pytestmark = pytest.mark.browser
 
@@ -110,9 +110,7 @@ def test_an_exception_inside_the_worker_is_reported_and_the_page_stays_usable(vi
 def test_a_worker_that_fails_after_loading_says_to_reload_not_to_rebuild(visit):
     visit.open_ready()
     page = visit.page
-    first = [w for w in page.workers if w.evaluate("self.name") == "pycnn worker 1"]
-    assert len(first) == 1, [w.url for w in page.workers]
-    first[0].evaluate("setTimeout(() => { throw new Error('out of memory'); })")  # as a fatal error in Python would
+    worker_named(page, "pycnn worker 1").evaluate("setTimeout(() => { throw new Error('out of memory'); })")  # as a fatal error in Python would
     visit.wait_for_state("error", 10_000)
     status = visit.status()
     assert "the Python worker stopped" in status and "out of memory" in status and "reload the page" in status, status
