@@ -110,7 +110,12 @@ def feature_maps(model: Sequential, image: np.ndarray, rgba: bool = True) -> lis
     if image.shape not in (model.input_shape, model.input_shape[:-1]):
         raise ValueError(f"expected one image of shape {model.input_shape[:-1]} or {model.input_shape}, "
                          f"got {image.shape}")
-    acts = model.activations(image[None])
+    return activation_maps(model, model.activations(image[None]), rgba)
+
+
+def activation_maps(model: Sequential, acts: list[tuple[str, np.ndarray]], rgba: bool = True) -> list[dict]:
+    """:func:`feature_maps` from ``model.activations`` of one image, already computed
+    (so a prediction and its maps come from the same forward pass)."""
     out = []
     for i, layer in enumerate(model.layers):
         if not isinstance(layer, Conv2D):
@@ -222,6 +227,18 @@ def evaluation_report(model: Sequential, x: np.ndarray, y: np.ndarray, batch_siz
     evaluator = Evaluator(model, x, y, batch_size, cell_limit, gallery_size)
     evaluator.run()
     return evaluator.result()
+
+
+def page_report(evaluator: Evaluator) -> dict:
+    """A finished evaluation's :meth:`Evaluator.result` plus what the page draws from it:
+    "confusion_share" (each count over its row's total, for shading) and "gallery_images"
+    (an image block of the gallery's images, in its order)."""
+    report = evaluator.result()
+    counts = np.asarray(report["confusion"], dtype=np.float64)
+    share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    report["confusion_share"] = np.round(share, 4).tolist()
+    report["gallery_images"] = images(evaluator.x, [g["index"] for g in report["gallery"]])
+    return report
 
 
 # -- charts --------------------------------------------------------------------

@@ -114,6 +114,8 @@ class Adam(Optimizer):
 
 
 OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "adam": Adam}
+# A learning rate that trains the presets well with each optimizer (what the page offers first).
+DEFAULT_LR = {"adam": 0.001, "momentum": 0.01, "sgd": 0.1}
 
 
 def make_optimizer(name: str, params: Iterable[Param], lr: float, momentum: float = 0.9,

@@ -80,6 +80,9 @@ class Trainer:
         self.steps_per_epoch = self.schedule.steps_per_epoch
         self.step = 0          # training steps done, over all epochs
         self.epoch = 0         # epochs finished (trained and evaluated)
+        # Time spent in training steps and in test passes over the whole run, apart:
+        # a speed in images/s is only meaningful over the steps.
+        self.train_seconds = self.test_seconds = 0.0
         # The weights before the last update: put back if that update made them non-finite.
         self._params = model.params()
         self._previous = [np.array(p.value) for p in self._params]
@@ -94,6 +97,18 @@ class Trainer:
     def evaluating(self) -> bool:
         """The epoch's training steps are done and its test evaluation is not."""
         return self._eval_pos is not None
+
+    @property
+    def examples(self) -> int:
+        """Training images of the current epoch trained on so far (all of them while its test pass runs)."""
+        return self._seen
+
+    @property
+    def evaluated(self) -> int:
+        """Test images evaluated so far in the current test pass (0 outside one)."""
+        if self._eval_pos is None or self.x_test is None:
+            return 0
+        return min(self._eval_pos, len(self.x_test))
 
     @property
     def total_steps(self) -> int:
@@ -119,7 +134,7 @@ class Trainer:
         steps = 0
         while not self.done:
             if self.evaluating:
-                with self._clock():
+                with self._clock("test_seconds"):
                     event = self._eval_chunk()
             elif max_steps is not None and steps >= max_steps:
                 break
@@ -159,7 +174,7 @@ class Trainer:
         predictions}; summed over the parts, these describe the whole batch.
         Calling it again before :meth:`apply_gradients` recomputes the same step.
         """
-        with self._clock():
+        with self._clock("train_seconds"):
             if self.evaluating or self.done:
                 raise RuntimeError("no training step is due: the epoch's test evaluation or the run is unfinished")
             j = self._batch
@@ -189,7 +204,7 @@ class Trainer:
         the global batch. Raises :class:`DivergedError`, keeping the last finite weights,
         if its loss is not finite.
         """
-        with self._clock():
+        with self._clock("train_seconds"):
             loss, count, correct = float(batch["loss"]), int(batch["count"]), int(batch["correct"])
             if not math.isfinite(loss):
                 self._diverged(loss)
@@ -210,13 +225,15 @@ class Trainer:
             return event
 
     @contextmanager
-    def _clock(self) -> Iterator[None]:
-        """Count the time inside the block as the epoch's (its event's "seconds")."""
+    def _clock(self, total: str) -> Iterator[None]:
+        """Count the time inside the block as the epoch's (its event's "seconds") and in ``self.<total>``."""
         tick = time.perf_counter()
         try:
             yield
         finally:
-            self._seconds += time.perf_counter() - tick
+            spent = time.perf_counter() - tick
+            self._seconds += spent
+            setattr(self, total, getattr(self, total) + spent)
 
     def _diverged(self, loss: float) -> None:
         """Raise DivergedError, first putting back the last finite weights.

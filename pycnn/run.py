@@ -1,0 +1,201 @@
+"""One training run as the page shows it: its phase, progress, speed and time left.
+
+A :class:`Run` wraps the trainer of one run (a plain :class:`Trainer`, or a
+data-parallel :class:`~pycnn.replica.Replica`) with the clocks the page's
+figures need, and turns them into a *run status* (see :meth:`Run.status`):
+
+- images/s counts training steps only, so the test pass after each epoch does
+  not drag the speed down;
+- the progress fraction and the time left include the test passes, each test
+  image weighted by what it costs (measured after the first test chunk, until
+  then a third of a training image: a forward pass without the backward);
+- a data-parallel run's clocks are wall-clock, waiting for the other workers
+  included, and it reports the speed-up over one worker.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from .model import Sequential
+
+TEST_COST = 1 / 3  # a test image's cost in training images before one is measured: forward only
+PHASES = ("training", "testing", "done", "stopped", "diverged")
+
+
+def format_seconds(s: float) -> str:
+    """12 s, or 2 min 05 s."""
+    s = max(0, round(s))
+    return f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{s} s"
+
+
+def plain(event: dict) -> dict:
+    """An event with numpy scalars turned into Python floats and ints."""
+    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in event.items()}
+
+
+class Run:
+    """A training run: ``trainer`` training ``model`` on ``train_size`` images with ``config``.
+
+    ``test_size`` is the test images evaluated after each epoch (0 for a
+    replica, which has no test set); ``workers`` how many data-parallel
+    workers share each step (1: alone).
+    """
+
+    def __init__(self, trainer: Any, model: Sequential, config: dict, train_size: int, test_size: int,
+                 workers: int = 1) -> None:
+        self.trainer, self.model, self.config = trainer, model, config
+        self.train_size, self.test_size, self.workers = train_size, test_size, workers
+        self.started = time.perf_counter()
+        self.ended: float | None = None
+        self.outcome: str | None = None   # "done" | "stopped" | "diverged" once over
+        self.message: str | None = None
+        self.stopped_at: str | None = None  # "stopped after N images of epoch E"
+        self.snapshot: bytes | None = None  # the weights after the last finished epoch (checkpoint)
+        self.last_epoch: dict | None = None
+        # Steps driven one at a time (compute_gradients, apply_gradients) are timed
+        # by the wall clock, from computing a part to applying the sum.
+        self.stepped = False
+        self.steps = 0
+        self.wall = self.busy = self.wait = 0.0
+        self._computed: tuple[float, float] | None = None  # (start, end) of the last compute_gradients
+
+    # -- what happened ----------------------------------------------------------
+
+    def record(self, events: list[dict]) -> list[dict]:
+        """Note the trainer's ``events`` (plain dicts); keeps a snapshot after each epoch."""
+        events = [plain(e) for e in events]
+        for e in events:
+            if e["kind"] == "epoch":
+                self.last_epoch = e
+                if self.test_size:  # a replica's weights are the first worker's: no checkpoint
+                    self.snapshot = self.model.to_bytes()
+        return events
+
+    def computed(self, start: float, end: float) -> None:
+        """This worker computed its part of a step from ``start`` to ``end`` (perf_counter)."""
+        self.stepped = True
+        self._computed = (start, end)
+
+    def applied(self, start: float, end: float, part_seconds: list[float | None]) -> None:
+        """The step's summed gradients were applied from ``start`` to ``end``.
+
+        ``part_seconds`` is each worker's compute time (None: this worker's own).
+        """
+        if self._computed is None:
+            return
+        c0, c1 = self._computed
+        self._computed = None
+        self.steps += 1
+        self.wall += end - c0
+        self.wait += start - c1
+        self.busy += sum(c1 - c0 if s is None else float(s) for s in part_seconds) + (end - start)
+
+    def end(self, outcome: str, message: str, stopped_at: str | None = None) -> None:
+        self.outcome, self.message, self.stopped_at = outcome, message, stopped_at
+        self.ended = time.perf_counter()
+
+    # -- the arithmetic ---------------------------------------------------------
+
+    @property
+    def phase(self) -> str:
+        if self.outcome is not None:
+            return self.outcome
+        return "testing" if self.trainer.evaluating and self.test_size else "training"
+
+    def epoch_examples(self) -> int:
+        return min(int(self.trainer.examples), self.train_size)
+
+    def trained(self) -> int:
+        """Training images done over the whole run (an epoch counts each image once)."""
+        t = self.trainer
+        return self.train_size * t.epoch + (0 if t.done else self.epoch_examples())
+
+    def tested(self) -> int:
+        t = self.trainer
+        return self.test_size * t.epoch + (0 if t.done else int(t.evaluated))
+
+    def train_seconds(self) -> float:
+        return self.wall if self.stepped else float(self.trainer.train_seconds)
+
+    def images_per_second(self) -> float | None:
+        seconds, trained = self.train_seconds(), self.trained()
+        return trained / seconds if seconds > 0 and trained > 0 else None
+
+    def _costs(self) -> tuple[float, float]:
+        """Seconds (or, before any measurement, relative cost) of one training and one test image."""
+        rate = self.images_per_second()
+        train = 1 / rate if rate else 1.0
+        tested = self.tested()
+        test = self.trainer.test_seconds / tested if tested and self.trainer.test_seconds > 0 else train * TEST_COST
+        return train, test
+
+    def fraction(self) -> float:
+        train, test = self._costs()
+        total = self.trainer.epochs * (self.train_size * train + self.test_size * test)
+        return min(1.0, (self.trained() * train + self.tested() * test) / total)
+
+    def eta_seconds(self) -> float | None:
+        if self.outcome is not None:
+            return 0.0 if self.outcome == "done" else None
+        if self.images_per_second() is None:
+            return None
+        train, test = self._costs()
+        epochs = self.trainer.epochs
+        return ((epochs * self.train_size - self.trained()) * train
+                + (epochs * self.test_size - self.tested()) * test)
+
+    def seconds(self) -> float:
+        return (self.ended if self.ended is not None else time.perf_counter()) - self.started
+
+    def speedup(self, one_worker_rate: float | None) -> tuple[float | None, bool]:
+        """(speed-up over one worker, measured?): against ``one_worker_rate`` (images/s of one
+        worker on this model, if known), else estimated from the workers' busy time."""
+        if self.workers <= 1 or not self.steps:
+            return None, False
+        rate = self.images_per_second()
+        if one_worker_rate and rate:
+            return rate / one_worker_rate, True
+        return self.busy / self.wall if self.wall > 0 else None, False
+
+    # -- the words --------------------------------------------------------------
+
+    def epoch_shown(self) -> int:
+        t = self.trainer
+        return min(t.epoch + 1, t.epochs)
+
+    def label(self) -> str:
+        head = f"Epoch {self.epoch_shown()} of {self.trainer.epochs}"
+        if self.phase == "testing":
+            return f"{head} · measuring test accuracy… {self.trainer.evaluated:,} / {self.test_size:,}"
+        examples = self.train_size if self.trainer.done else self.epoch_examples()
+        return f"{head} · {examples:,} / {self.train_size:,} images"
+
+    def speed(self, rate: float | None, eta: float | None) -> str:
+        if self.outcome in ("stopped", "diverged") or rate is None:
+            return ""  # a stopped run's figures would describe a run that no longer exists
+        if self.outcome == "done":
+            return f"{rate:,.0f} images/s · took {format_seconds(self.seconds())}"
+        return f"{rate:,.0f} images/s · {format_seconds(eta)} left" if eta is not None else f"{rate:,.0f} images/s"
+
+    def status(self, one_worker_rate: float | None = None) -> dict:
+        """The run status the page shows (all plain data; see docs/ARCHITECTURE.md)."""
+        cleared = self.outcome in ("stopped", "diverged")
+        rate = None if cleared else self.images_per_second()
+        eta = None if cleared else self.eta_seconds()
+        speedup, measured = (None, False) if cleared else self.speedup(one_worker_rate)
+        parallel = self.workers > 1 and self.steps and not cleared
+        t = self.trainer
+        return {"phase": self.phase, "epoch": self.epoch_shown(), "epochs": t.epochs,
+                "epoch_examples": self.train_size if t.done else self.epoch_examples(),
+                "train_size": self.train_size, "examples": self.trained(),
+                "examples_total": self.train_size * t.epochs,
+                "fraction": 1.0 if self.outcome == "done" else self.fraction(),
+                "images_per_s": rate, "eta_seconds": eta, "seconds": self.seconds(),
+                "workers": self.workers, "speedup": speedup, "speedup_measured": measured,
+                "wait_ms": 1000 * self.wait / self.steps if parallel else None,
+                "step_ms": 1000 * self.wall / self.steps if parallel else None,
+                "label": self.label(), "speed": self.speed(rate, eta), "message": self.message}
