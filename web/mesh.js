@@ -1,24 +1,16 @@
-// Data-parallel training over several workers, each running Pyodide and pycnn.
+// The transport of data-parallel training, inside each worker: a Mesh of
+// MessagePorts to the other workers of a run, and trainShard, the step loop
+// that moves gradient bytes between pycnn.web calls.
 //
-// The page's own worker (the "first" one: it holds MNIST, evaluates the test
-// set and keeps the model used for drawing) plus extra workers started ahead
-// of time. For a run of K workers the page links every pair of workers with a
-// MessageChannel, the first worker hands every other one its shard of the
-// training set and its starting weights, and then each worker runs the same
-// steps on its own (trainShard below): compute the gradient of its part of the
-// global batch, send it to every other worker as a transferred byte array,
-// wait for theirs, and take the optimizer step with all of them, added up in
-// shard order by pycnn (pycnn.web.apply_gradients), so the replicas stay
-// bit-identical. The page is not on a step's path: it only sets a run up,
-// passes Stop to the first worker and watches for workers that fail. The batch
-// schedule itself is pycnn's (pycnn/parallel.py). If an extra worker fails to
-// start, dies or falls silent, the first one goes on alone on the same
-// schedule (pycnn.web.go_solo), and the page says so.
+// Each worker computes the gradient of its part of the global batch
+// (pycnn.web.compute_gradients), sends it to every other worker as a
+// transferred byte array, waits for theirs, and hands all of them to
+// pycnn.web.apply_gradients, which adds them in shard order, so the replicas
+// stay bit-identical. The page is not on a step's path (web/pool.js only sets
+// a run up). What a run is doing (training, stopping, done) is Python's
+// Session's to say; this file only knows whether the links still hold.
 
 export const SILENCE_TIMEOUT_MS = 60_000; // the first worker waits this long for another's gradients
-const START_TIMEOUT_MS = 90_000; // an extra worker whose Python has not started by then counts as failed
-
-// ---------------------------------------------------------------- in each worker
 
 // Why a step's exchange ended without the other workers' parts.
 export class MeshBroken extends Error {
@@ -55,7 +47,7 @@ export class Mesh {
     this.waiter?.check();
   }
 
-  // Send this worker's part of `step` ({grads: Uint8Array, count, loss, correct, ms})
+  // Send this worker's part of `step` ({grads: Uint8Array, count, loss, correct, seconds})
   // to every other worker; resolves to every worker's part in shard order (this
   // one's included, without its grads: they stay in Python). Rejects with MeshBroken.
   exchange(step, part) {
@@ -114,115 +106,6 @@ export class Mesh {
   }
 }
 
-// One worker's side of a data-parallel run: steps until the run ends. `py` is
-// the worker's bridge to pycnn.web: compute() -> part {grads, count, loss,
-// correct}; apply(stats, grads) -> slice (train_slice's reply for the step);
-// settle(slice) -> the slice after the epoch's test evaluation, if one is due
-// (or {stopped: true}); stopRequested() (the first worker only); stop() ->
-// pycnn.web.stop()'s reply; solo(error) when the other workers are gone;
-// idle() once a step, while the others compute; stats(figures) after each
-// step. `mesh` is null once the worker is alone.
-// Resolves {reason: "done" | "diverged" | "stopped", slice | stopped reply}.
-export async function trainShard(mesh, py) {
-  const figures = { steps: 0, busy: 0, wall: 0, wait: 0 };
-  const stopped = () => {
-    if (py.stopRequested()) mesh?.announceStop(); // Stop reached this worker (the first): tell the others
-    mesh?.close();
-    return { reason: "stopped", ...py.stop() };
-  };
-  for (let step = 0; ; step++) {
-    if (py.stopRequested()) return stopped();
-    const t0 = performance.now();
-    const part = py.compute();
-    const t1 = performance.now();
-    let parts = [{ ...part, grads: null }];
-    if (!mesh) py.idle();
-    else {
-      try {
-        const exchanged = mesh.exchange(step, { ...part, ms: t1 - t0 });
-        py.idle(); // while the other workers finish their parts
-        parts = await exchanged;
-      } catch (err) {
-        if (!(err instanceof MeshBroken)) throw err;
-        if (err.stop) return stopped();
-        mesh.close();
-        mesh = null;
-        py.solo(err);
-        step--; // the first worker computes this step again, over the whole global batch
-        continue;
-      }
-    }
-    const t2 = performance.now();
-    let slice = py.apply(parts.map(({ count, loss, correct }) => ({ count, loss, correct })), parts.map((p) => p.grads));
-    const t3 = performance.now();
-    if (slice.evaluating && !slice.done) {
-      slice = await py.settle(slice);
-      if (slice.stopped) return stopped();
-    } else {
-      // Busy time: every worker's compute (they report theirs) plus one update.
-      figures.steps++;
-      figures.busy += parts.reduce((sum, p) => sum + (p.ms ?? t1 - t0), 0) + (t3 - t2);
-      figures.wall += t3 - t0;
-      figures.wait += t2 - t1;
-      py.stats({ workers: parts.length, speedup: figures.busy / figures.wall, waitMs: figures.wait / figures.steps,
-        stepMs: figures.wall / figures.steps });
-    }
-    if (slice.done) {
-      mesh?.close();
-      return { reason: slice.diverged ? "diverged" : "done", slice };
-    }
-  }
-}
-
-// ---------------------------------------------------------------- in the page
-
-// One extra worker: requests {id, type, ...args} get exactly one reply, as with the first worker.
-class Peer {
-  constructor(url, name) {
-    this.pending = new Map();
-    this.nextId = 1;
-    this.dead = null;
-    this.worker = new Worker(url, { type: "module", name }); // the name shows in the browser's devtools
-    this.worker.onmessage = (event) => {
-      const msg = event.data;
-      const waiter = msg.id === undefined ? null : this.pending.get(msg.id);
-      if (!waiter) return; // progress reports of extra workers are not shown
-      this.pending.delete(msg.id);
-      clearTimeout(waiter.timer);
-      if ("error" in msg) waiter.reject(new Error(msg.error));
-      else waiter.resolve(msg.result);
-    };
-    this.worker.onerror = (event) => {
-      event.preventDefault();
-      this.fail(new Error(event.message || "the worker stopped"));
-    };
-    this.worker.onmessageerror = () => this.fail(new Error("a message from the worker could not be read"));
-  }
-
-  call(type, args = {}, transfer = [], timeoutMs = 0) {
-    if (this.dead) return Promise.reject(this.dead);
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      const timer = timeoutMs ? setTimeout(() => this.fail(new Error(`no reply within ${timeoutMs / 1000} s`)), timeoutMs) : null;
-      this.pending.set(id, { resolve, reject, timer });
-      this.worker.postMessage({ id, type, ...args }, transfer);
-    });
-  }
-
-  fail(error) {
-    this.dead = this.dead || error;
-    for (const waiter of this.pending.values()) {
-      clearTimeout(waiter.timer);
-      waiter.reject(error);
-    }
-    this.pending.clear();
-  }
-
-  terminate() {
-    this.worker.terminate();
-    this.fail(new Error("the worker was closed"));
-  }
-}
 
 // A MessageChannel between every pair of K workers: links[k][j] is worker k's port to worker j.
 export function meshPorts(count) {
@@ -237,118 +120,49 @@ export function meshPorts(count) {
   return links;
 }
 
-export class WorkerPool {
-  // callFirst(type, args, transfer) sends a request to the page's own worker.
-  constructor(callFirst, url) {
-    this.callFirst = callFirst;
-    this.url = url;
-    this.extras = []; // {peer, ready: Promise<Peer>}
-    this.stopRequested = false;
-    this.run = null; // the running run: {peers, hooks, solo}
-  }
-
-  // Keep `count` extra workers started (each loads Pyodide: about 4 s, and over 100 MB).
-  resize(count) {
-    while (this.extras.length > count) this.extras.pop().peer.terminate();
-    while (this.extras.length < count) {
-      const peer = new Peer(this.url, `pycnn worker ${this.extras.length + 2}`);
-      const ready = peer.call("init_replica", {}, [], START_TIMEOUT_MS).then(() => peer);
-      ready.catch(() => {}); // reported when a run needs it
-      this.extras.push({ peer, ready });
-    }
-  }
-
-  drop(peer) {
-    peer.terminate();
-    this.extras = this.extras.filter((e) => e.peer !== peer);
-  }
-
-  stop() {
-    this.stopRequested = true;
-    return this.callFirst("stop"); // heard by the first worker between steps and evaluation chunks
-  }
-
-  // Train with the first worker and every extra one, once they have started. hooks:
-  // note(text) for fallbacks. Resolves like the first worker's "train" request:
-  // {reason, message, model} or {reason: "stopped", kept, model}.
-  async train(config, hooks) {
-    this.stopRequested = false;
-    const notes = [];
-    const peers = [];
-    for (const [i, extra] of [...this.extras].entries()) {
+/**
+ * One worker's side of a data-parallel run: steps until the run ends. `py` is
+ * the worker's bridge to pycnn.web:
+ *   compute() -> part {grads: Uint8Array, count, loss, correct, seconds}
+ *   apply(stats, grads) -> apply_gradients' reply {events, done, evaluating, state}
+ *   settle(slice) -> the reply that ends the epoch's test pass (first worker)
+ *   stopping() -> true once Python's run was asked to stop (its state's phase)
+ *   end() -> the reply that ends this worker's run after a stop
+ *   solo(error) when the other workers are gone; idle() while they compute.
+ * `mesh` is null once the worker is alone. Resolves to the last reply.
+ */
+export async function trainShard(mesh, py) {
+  const stopped = () => {
+    if (py.stopping()) mesh?.announceStop(); // Stop reached this worker (the first): tell the others
+    mesh?.close();
+    return py.end();
+  };
+  for (let step = 0; ; step++) {
+    if (py.stopping()) return stopped();
+    const part = py.compute();
+    let parts = [{ ...part, grads: null }];
+    if (!mesh) py.idle();
+    else {
       try {
-        const peer = await extra.ready;
-        if (peer.dead) throw peer.dead; // it stopped while the page was idle
-        peers.push(peer);
+        const exchanged = mesh.exchange(step, part);
+        py.idle(); // while the other workers finish their parts
+        parts = await exchanged;
       } catch (err) {
-        notes.push(`worker ${i + 2} could not start (${err.message})`);
-        this.drop(extra.peer);
+        if (!(err instanceof MeshBroken)) throw err;
+        if (err.stop) return stopped();
+        mesh.close();
+        mesh = null;
+        py.solo(err);
+        step--; // the first worker computes this step again, over the whole global batch
+        continue;
       }
     }
-    if (notes.length) hooks.note(`${notes.join("; ")}: training with ${peers.length + 1} worker${peers.length ? "s" : ""}.`);
-    if (this.stopRequested) return { reason: "stopped", kept: false, model: null };
-    if (!peers.length) return this.callFirst("train", { config });
-    this.run = { peers, hooks, solo: false };
-    let result = null;
-    try {
-      result = await this.runWith(config, peers);
-      return result;
-    } finally {
-      // A run that ended by itself (done or diverged) ended on every worker at the same step.
-      const ended = result && result.reason !== "stopped";
-      for (const peer of this.run.peers) if (!peer.dead && !ended) peer.call("par_stop").catch(() => {});
-      this.run = null;
+    let slice = py.apply(parts.map(({ grads, ...stats }) => stats), parts.map((p) => p.grads));
+    if (slice.evaluating && !slice.done) slice = await py.settle(slice);
+    if (slice.done) {
+      if (slice.state?.run?.phase === "stopped") mesh?.announceStop(); // stopped during the test pass
+      mesh?.close();
+      return slice;
     }
-  }
-
-  async runWith(config, peers) {
-    const shards = peers.length + 1;
-    const links = meshPorts(shards);
-    const ports = (k) => links[k].filter(Boolean);
-    await this.callFirst("par_start", { config: { ...config, shards }, ports: links[0] }, ports(0));
-    try {
-      const params = await this.callFirst("params");
-      for (const [i, peer] of peers.entries()) {
-        const shard = await this.callFirst("shard_data", { shard: i + 1 });
-        const start = { config: { ...config, shards }, ...shard, shard: i + 1, params: params.slice(), ports: links[i + 1] };
-        try {
-          await peer.call("replica_start", start, [shard.images.buffer, shard.labels.buffer, start.params.buffer, ...ports(i + 1)], SILENCE_TIMEOUT_MS);
-        } catch (err) {
-          this.lost(peer, err);
-          break;
-        }
-      }
-      if (!this.run.solo) for (const peer of peers) peer.call("par_run").catch((err) => this.lost(peer, err));
-      return await this.callFirst("par_run");
-    } catch (err) {
-      this.callFirst("par_stop").catch(() => {}); // the first worker failed: end its run too, if it can
-      throw err;
-    }
-  }
-
-  // An extra worker failed (it died, or its Python raised) during a run: close
-  // it, end the others' runs, and let the first worker finish alone.
-  lost(peer, err) {
-    const run = this.run;
-    if (!run || !run.peers.includes(peer)) return;
-    if (run.solo) {
-      this.drop(peer);
-      return;
-    }
-    this.callFirst("par_solo", { reason: err.message }).catch(() => {});
-    this.wentSolo(err.message, [peer]);
-  }
-
-  // The first worker goes on alone: told by lost(), or on its own when the
-  // others fell silent (then every other worker of the run is closed).
-  wentSolo(reason, failed = this.run ? this.run.peers : []) {
-    const run = this.run;
-    if (!run || run.solo) return;
-    run.solo = true;
-    for (const peer of run.peers) {
-      if (failed.includes(peer)) this.drop(peer);
-      else peer.call("par_stop").catch(() => {});
-    }
-    run.hooks.note(`A worker stopped (${reason}); training goes on in 1 worker, on the same batches.`);
   }
 }
