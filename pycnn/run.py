@@ -1,7 +1,7 @@
 """One training run as the page shows it: its phase, progress, speed and time left.
 
-A :class:`Run` wraps the trainer of one run (a plain :class:`Trainer`, or a
-data-parallel :class:`~pycnn.replica.Replica`) with the clocks the page's
+A :class:`Run` wraps the :class:`~pycnn.train.Trainer` of one run (and its
+:class:`~pycnn.replica.Replica` in a data-parallel run) with the clocks the page's
 figures need, and turns them into a *run status* (see :meth:`Run.status`):
 
 - images/s counts training steps only, so the test pass after each epoch does
@@ -16,11 +16,12 @@ figures need, and turns them into a *run status* (see :meth:`Run.status`):
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import numpy as np
 
 from .model import Sequential
+from .replica import Replica
+from .train import Trainer
 
 TEST_COST = 1 / 3  # a test image's cost in training images before one is measured: forward only
 PHASES = ("training", "testing", "done", "stopped", "diverged")
@@ -38,16 +39,17 @@ def plain(event: dict) -> dict:
 
 
 class Run:
-    """A training run: ``trainer`` training ``model`` on ``train_size`` images with ``config``.
+    """A training run: ``trainer`` training ``model`` on ``train_size`` images with ``config``
+    (through ``replica`` when it is one worker of a data-parallel run).
 
     ``test_size`` is the test images evaluated after each epoch (0 for a
     replica, which has no test set); ``workers`` how many data-parallel
     workers share each step (1: alone).
     """
 
-    def __init__(self, trainer: Any, model: Sequential, config: dict, train_size: int, test_size: int,
-                 workers: int = 1) -> None:
-        self.trainer, self.model, self.config = trainer, model, config
+    def __init__(self, trainer: Trainer, model: Sequential, config: dict, train_size: int, test_size: int,
+                 workers: int = 1, replica: Replica | None = None) -> None:
+        self.trainer, self.replica, self.model, self.config = trainer, replica, model, config
         self.train_size, self.test_size, self.workers = train_size, test_size, workers
         self.started = time.perf_counter()
         self.ended: float | None = None
@@ -62,6 +64,7 @@ class Run:
         self.steps = 0
         self.wall = self.busy = self.wait = 0.0
         self._computed: tuple[float, float] | None = None  # (start, end) of the last compute_gradients
+        self._shown = 0.0  # the largest progress fraction reported
 
     # -- what happened ----------------------------------------------------------
 
@@ -134,9 +137,13 @@ class Run:
         return train, test
 
     def fraction(self) -> float:
+        """Work done over all work, each image weighted by its cost; never goes back (a new
+        measurement of the costs may lower the estimate, but a progress bar only moves forward)."""
         train, test = self._costs()
         total = self.trainer.epochs * (self.train_size * train + self.test_size * test)
-        return min(1.0, (self.trained() * train + self.tested() * test) / total)
+        done = (self.trained() * train + self.tested() * test) / total
+        self._shown = max(self._shown, min(1.0, done))
+        return self._shown
 
     def eta_seconds(self) -> float | None:
         if self.outcome is not None:

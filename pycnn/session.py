@@ -21,6 +21,7 @@ from .model import Sequential, load_model
 from .optim import make_optimizer
 from .parallel import ShardSchedule
 from .preprocess import preprocess_digit
+from .replica import Replica
 from .run import Run
 from .shelf import Shelf, model_info
 from .train import Trainer
@@ -205,10 +206,10 @@ class Session:
         if workers > 1:
             shard, hi = 0, ShardSchedule(n, config["batch_size"], workers).bounds[1]
             x, y = x[:hi], y[:hi]
-        trainer = _trainer(model, x, y, x_test, y_test, config, shard, settings.eval_batch(macs))
+        trainer, replica = _trainer(model, x, y, x_test, y_test, config, shard, settings.eval_batch(macs))
         self._cancel_evaluation()
         self._go(TRAINING, "start training")
-        self.run, self.replica = Run(trainer, model, config, n, len(x_test), workers), False
+        self.run, self.replica = Run(trainer, model, config, n, len(x_test), workers, replica), False
         self.history.start_run()
         return {"epochs": config["epochs"], "train_size": n, "test_size": len(x_test), "note": config.get("note"),
                 "batch_size": config["batch_size"], "shards": config["shards"],
@@ -226,7 +227,7 @@ class Session:
         if self.phase == STOPPING:
             self._stop(run)
             return {"events": [], "done": True}
-        if run.trainer.shard is not None:
+        if run.replica is not None:
             max_steps = 0  # a data-parallel run steps by apply_gradients: a slice only runs the test pass
         try:
             events = run.record(run.trainer.run(max_steps, max_seconds=float(max_seconds)))
@@ -289,13 +290,13 @@ class Session:
 
     def _parallel(self) -> Run:
         run = self._run()
-        if run.trainer.shard is None:
+        if run.replica is None:
             raise SessionError("this run is not data-parallel: start it with several workers")
         return run
 
     def shard_data(self, shard: int) -> dict:
         """Shard ``shard``'s training images (N_k, 28, 28) and labels (N_k,) as arrays."""
-        schedule = self._parallel().trainer.schedule
+        schedule = self._parallel().replica.schedule
         if isinstance(shard, bool) or int(shard) != shard or not 1 <= shard < schedule.shards:
             raise ValueError(f"shard must be a whole number from 1 to {schedule.shards - 1}, got {shard!r}")
         x_train, y_train, _, _ = self._mnist()
@@ -312,17 +313,18 @@ class Session:
             raise SessionError(f"cannot start a replica while the session is {self.phase}")
         model = settings.build(config)
         model.set_flat_params(params)
-        trainer = _trainer(model, x, y, None, None, config, int(shard))
+        trainer, replica = _trainer(model, x, y, None, None, config, int(shard))
         self._cancel_evaluation()
         self._go(TRAINING, "start a replica")
-        self.run, self.replica = Run(trainer, model, config, config["train_size"], 0, config["shards"]), True
+        self.run = Run(trainer, model, config, config["train_size"], 0, config["shards"], replica)
+        self.replica = True
         return {"shard": int(shard), "train_size": len(x)}
 
     def compute_gradients(self) -> dict:
         """This worker's part of the next global batch; its gradients stay in the model."""
         run = self._run()
         start = time.perf_counter()
-        part = run.trainer.compute_gradients()
+        part = (run.replica or run.trainer).compute_gradients()
         end = time.perf_counter()
         run.computed(start, end)
         return {"grads": run.model.flat_grads(), "count": int(part["count"]), "loss": float(part["loss"]),
@@ -346,7 +348,7 @@ class Session:
         batch = {key: sum(part[key] for part in parts) for key in ("count", "loss", "correct")}
         try:
             run.model.set_flat_grads(total)
-            events = run.record([run.trainer.apply_gradients(batch)])
+            events = run.record([(run.replica or run.trainer).apply_gradients(batch)])
         except DivergedError as e:
             self._end(run, "diverged", str(e))
             return {"events": [], "done": True, "evaluating": False}
@@ -361,7 +363,7 @@ class Session:
         """The other workers are gone: the first worker goes on alone on the whole set, same schedule."""
         run = self._parallel()
         x_train, y_train, _, _ = self._mnist()
-        run.trainer.go_solo(x_train[: run.train_size], y_train[: run.train_size])
+        run.replica.go_solo(x_train[: run.train_size], y_train[: run.train_size])
         return {"shards": 1}
 
     def end_run(self) -> None:
@@ -414,8 +416,13 @@ class Session:
 
 
 def _trainer(model: Sequential, x: np.ndarray, y: np.ndarray, x_test: np.ndarray | None,
-             y_test: np.ndarray | None, config: dict, shard: int | None, eval_batch: int = 500) -> Trainer:
+             y_test: np.ndarray | None, config: dict, shard: int | None,
+             eval_batch: int = 500) -> tuple[Trainer, Replica | None]:
+    """The run's trainer, and its replica if it is shard ``shard`` of a data-parallel run."""
     optimizer = make_optimizer(config["optimizer"], model.params(), config["lr"], config["momentum"])
-    return Trainer(model, x, y, x_test, y_test, optimizer=optimizer, batch_size=config["batch_size"],
-                   epochs=config["epochs"], seed=config["seed"], eval_batch_size=eval_batch,
-                   shards=config["shards"], shard=shard, train_size=config["train_size"])
+    schedule = ShardSchedule(config["train_size"], config["batch_size"], config["shards"], config["seed"])
+    common = dict(optimizer=optimizer, epochs=config["epochs"], eval_batch_size=eval_batch)
+    if shard is None:
+        return Trainer(model, x, y, x_test, y_test, schedule=schedule, **common), None
+    replica = Replica(model, x, y, x_test, y_test, schedule=schedule, shard=shard, **common)
+    return replica.trainer, replica

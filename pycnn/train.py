@@ -20,7 +20,7 @@ from .errors import ConfigError, DataFormatError, DivergedError
 from .losses import softmax_cross_entropy
 from .model import Sequential
 from .optim import Optimizer, make_optimizer
-from .parallel import ShardSchedule
+from .parallel import Schedule, ShardSchedule
 
 Event = dict
 
@@ -41,20 +41,17 @@ class Trainer:
     ``eval_batch_size`` images, and the optimizer's learning rate is
     multiplied by ``lr_decay`` (1 keeps it constant).
 
-    Data-parallel training: batches follow a :class:`ShardSchedule` over
-    ``shards`` shards (1: the classic schedule). With ``shard=None`` this
-    trainer holds the whole set and computes whole global batches; with
-    ``shard=k`` it is one of several replicas, ``x_train``/``y_train`` hold
-    only shard ``k`` of a set of ``train_size`` images, and each step is
-    :meth:`compute_gradients` on its part, a sum of every replica's
-    gradients (done by the caller), then :meth:`apply_gradients`.
+    The batches follow ``schedule`` (default: the classic one, a fresh
+    permutation of the training set per epoch in batches of ``batch_size``);
+    a :class:`~pycnn.parallel.ShardSchedule` over several shards makes the
+    batches of a data-parallel run, which :class:`~pycnn.replica.Replica`
+    computes part by part on several workers.
     """
 
     def __init__(self, model: Sequential, x_train: np.ndarray, y_train: np.ndarray,
                  x_test: np.ndarray | None = None, y_test: np.ndarray | None = None, *,
                  optimizer: Optimizer, batch_size: int = 64, epochs: int = 1, seed: int = 0,
-                 eval_batch_size: int = 500, lr_decay: float = 1.0, shards: int = 1,
-                 shard: int | None = None, train_size: int | None = None) -> None:
+                 eval_batch_size: int = 500, lr_decay: float = 1.0, schedule: Schedule | None = None) -> None:
         _check_dataset(x_train, y_train, "training set")
         if x_test is not None:
             _check_dataset(x_test, y_test, "test set")
@@ -63,20 +60,12 @@ class Trainer:
         if not 0 < lr_decay <= 1:
             raise ConfigError(f"lr_decay must be in (0, 1], got {lr_decay!r}")
         self.model, self.optimizer, self.lr_decay = model, optimizer, float(lr_decay)
-        self.x_train, self.y_train = x_train, np.asarray(y_train)
         self.x_test, self.y_test = x_test, None if y_test is None else np.asarray(y_test)
-        self.batch_size, self.epochs, self.eval_batch_size = batch_size, epochs, eval_batch_size
-        self.train_size = len(x_train) if train_size is None else int(train_size)
-        self.schedule = ShardSchedule(self.train_size, self.batch_size, shards, seed)
-        if shard is not None:
-            if isinstance(shard, bool) or int(shard) != shard or not 0 <= shard < shards:
-                raise ValueError(f"shard must be a whole number from 0 to {shards - 1}, got {shard!r}")
-            if len(x_train) != self.schedule.shard_size(shard):
-                raise ValueError(f"shard {shard} of {self.train_size} images over {shards} shards holds "
-                                 f"{self.schedule.shard_size(shard)} images, got {len(x_train)}")
-        elif train_size is not None and train_size != len(x_train):
-            raise ValueError(f"train_size {train_size} is given for a whole training set of {len(x_train)}")
-        self.shard = shard
+        self.epochs, self.eval_batch_size = epochs, eval_batch_size
+        if schedule is None:
+            schedule = ShardSchedule(len(x_train), batch_size, 1, seed)
+        self.batch_size = schedule.batch_size
+        self.use_training_set(x_train, y_train, schedule)
         self.steps_per_epoch = self.schedule.steps_per_epoch
         self.step = 0          # training steps done, over all epochs
         self.epoch = 0         # epochs finished (trained and evaluated)
@@ -149,60 +138,63 @@ class Trainer:
                 break
         return events
 
-    def go_solo(self, x_train: np.ndarray, y_train: np.ndarray) -> None:
-        """Continue alone on the whole training set (the replicas are gone), on the same schedule.
+    def use_training_set(self, x_train: np.ndarray, y_train: np.ndarray, schedule: Schedule) -> None:
+        """Train on ``x_train`` with ``schedule``'s batches from now on (same position in the epoch).
 
-        A step whose gradients were computed but not applied is recomputed
-        over the whole global batch by the next :meth:`compute_gradients`.
+        A data-parallel replica that goes on alone swaps its shard for the whole set this way.
         """
         _check_dataset(x_train, y_train, "training set")
-        if len(x_train) != self.train_size:
-            raise ValueError(f"the whole training set has {self.train_size} images, got {len(x_train)}")
-        self.x_train, self.y_train, self.shard = x_train, np.asarray(y_train), None
+        if len(x_train) != schedule.n:
+            raise ValueError(f"the batch schedule is for {schedule.n} training images, got {len(x_train)}")
+        self.x_train, self.y_train, self.schedule = x_train, np.asarray(y_train), schedule
+        self.train_size = schedule.n
+
+    @property
+    def batch(self) -> int:
+        """The next training batch's number within the epoch (0-based)."""
+        return self._batch
 
     def _train_step(self) -> Event | None:
         """One forward/backward/update on the next batch; returns a step event."""
         return self.apply_gradients(self.compute_gradients())
 
     def compute_gradients(self) -> dict:
-        """Forward and backward on this trainer's part of the next global batch; no update.
+        """Forward and backward on the next batch; no update.
 
-        Afterwards every ``Param.grad`` holds the part's mean gradient times
-        its share of the global batch (part size / batch size), so the parts'
-        gradients sum to the whole batch's mean gradient. Returns the part's
-        {"count": images, "loss": mean loss times share, "correct": right
-        predictions}; summed over the parts, these describe the whole batch.
-        Calling it again before :meth:`apply_gradients` recomputes the same step.
+        Afterwards every ``Param.grad`` holds the batch's mean gradient.
+        Returns {"count": images, "loss": mean loss, "correct": right
+        predictions}, what :meth:`apply_gradients` takes. Calling it again
+        before :meth:`apply_gradients` recomputes the same step.
+        """
+        idx = self.schedule.batch(self._batch)
+        return self.part_gradients(self.x_train[idx], self.y_train[idx])
+
+    def part_gradients(self, x: np.ndarray, y: np.ndarray, share: float = 1.0) -> dict:
+        """Forward and backward on images ``x`` (n, H, W) with labels ``y`` (n,), a ``share`` of the batch.
+
+        Every ``Param.grad`` then holds their mean gradient times ``share``,
+        and the returned "loss" is their mean loss times ``share``: the parts
+        of a global batch, each weighted by its size over the batch's, add up
+        to the whole batch's (see :class:`~pycnn.replica.Replica`).
         """
         with self._clock("train_seconds"):
             if self.evaluating or self.done:
                 raise RuntimeError("no training step is due: the epoch's test evaluation or the run is unfinished")
-            j = self._batch
-            if self.shard is None:
-                idx, total = self.schedule.batch(j), None
-            else:
-                idx, total = self.schedule.local_batch(j, self.shard), self.schedule.batch_len(j)
-            if len(idx) == 0:  # this shard has run out; the others finish the epoch
-                for p in self.model.params():
-                    p.grad = np.zeros_like(p.value)
-                return {"count": 0, "loss": 0.0, "correct": 0}
-            y = self.y_train[idx]
-            logits = self.model.forward(self.model.as_images(self.x_train[idx]), training=True)
+            logits = self.model.forward(self.model.as_images(x), training=True)
             loss, dlogits = softmax_cross_entropy(logits, y)
-            share = 1.0 if total is None else len(idx) / total
             if share != 1.0:
                 # Gradients are linear in dlogits: scaling its (N, K) numbers scales
                 # every Param.grad, without a pass over all the parameters.
                 dlogits *= np.float32(share)
             self.model.backward(dlogits)
-            return {"count": len(idx), "loss": loss * share, "correct": int((logits.argmax(axis=1) == y).sum())}
+            return {"count": len(y), "loss": loss * share, "correct": int((logits.argmax(axis=1) == y).sum())}
 
     def apply_gradients(self, batch: dict) -> Event:
         """The optimizer step with the gradients in ``Param.grad``; returns the step event.
 
-        ``batch`` is :meth:`compute_gradients`'s dict summed over all parts of
-        the global batch. Raises :class:`DivergedError`, keeping the last finite weights,
-        if its loss is not finite.
+        ``batch`` is :meth:`compute_gradients`'s dict (or :meth:`part_gradients`'
+        summed over all parts of the global batch). Raises :class:`DivergedError`,
+        keeping the last finite weights, if its loss is not finite.
         """
         with self._clock("train_seconds"):
             loss, count, correct = float(batch["loss"]), int(batch["count"]), int(batch["correct"])
@@ -266,7 +258,7 @@ class Trainer:
 
     def _finish_epoch(self) -> Event:
         """The epoch event; its "seconds" is the time this trainer spent on the epoch's
-        steps and test evaluation (a data-parallel replica's waiting for the others excluded)."""
+        steps and test evaluation (waiting between calls excluded)."""
         self.epoch += 1
         self.optimizer.lr *= self.lr_decay
         test_accuracy = None if self.x_test is None else self._test_correct / len(self.x_test)
