@@ -106,6 +106,7 @@ async function submit(showFilters) {
   try {
     reply = await train(config, { onStart, onProgress: (r) => onProgress(r, showFilters), cancelled: () => store.page.cancelled });
   } catch (err) {
+    await ask("state").catch(() => {}); // the worker ended the failed run: the page is ready again
     ended(err.message, "Ready. Training did not run; see the message under the Train button.", true);
     return;
   }

@@ -112,7 +112,7 @@ const api = {
     return {};
   },
 
-  state: () => call("state"),
+  state: () => ({ state: call("state") }),
 
   // MNIST's four .gz files as fetched (web/mnist.js); Python decompresses and parses them.
   setMnist: (trainImages, trainLabels, testImages, testLabels) => call("set_mnist", trainImages, trainLabels, testImages, testLabels),
@@ -228,7 +228,7 @@ const api = {
         return reply;
       },
       async settle(reply) {
-        while (reply.evaluating && !reply.done) {
+        while (!reply.done && reply.state.run.phase === "testing") {
           await tick();
           reply = await note(call("train_slice", SLICE_SECONDS));
         }
