@@ -66,6 +66,11 @@ class Run:
         self._computed: tuple[float, float] | None = None  # (start, end) of the last compute_gradients
         self._shown = 0.0  # the largest progress fraction reported
 
+    @property
+    def is_extra(self) -> bool:
+        """An extra worker's run: a replica of a shard after the first (its model is not the page's)."""
+        return self.replica is not None and self.replica.shard > 0
+
     # -- what happened ----------------------------------------------------------
 
     def record(self, events: list[dict]) -> list[dict]:
@@ -96,6 +101,14 @@ class Run:
         self.wall += end - c0
         self.wait += start - c1
         self.busy += sum(c1 - c0 if s is None else float(s) for s in part_seconds) + (end - start)
+
+    def stop_point(self) -> tuple[int, int, bool]:
+        """Where a Stop now leaves the run: (images, epoch) for "stopped after N images of
+        epoch E", and whether that is the end of a finished epoch (its test accuracy known)."""
+        t = self.trainer
+        if t.examples == 0 and t.epoch > 0:  # right after an epoch's test pass
+            return self.train_size, t.epoch, True
+        return self.epoch_examples(), t.epoch + 1, False
 
     def end(self, outcome: str, message: str, stopped_at: str | None = None) -> None:
         self.outcome, self.message, self.stopped_at = outcome, message, stopped_at

@@ -2,10 +2,12 @@
 
 A :class:`Session` owns the models (:class:`~pycnn.shelf.Shelf`), MNIST, the
 current or last training run (:class:`~pycnn.run.Run`), the evaluation of the
-current model and the run's checkpoint. Its :attr:`phase` is one of
-:data:`PHASES`; each method either takes a legal transition (see
-:data:`TRANSITIONS`) or raises :class:`SessionError` saying why not. Every
-method returns plain data; :meth:`state` is the page's whole picture.
+current model (:class:`~pycnn.evaluation.Evaluation`) and the run's
+checkpoint. Its :attr:`phase` is one of :data:`PHASES`; each method either
+takes a legal transition (see :data:`TRANSITIONS`) or raises
+:class:`SessionError` saying why not. Every method returns plain data or
+arrays (``pycnn.web`` turns those into bytes); :meth:`state` is the page's
+whole picture.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ import time
 import numpy as np
 
 from . import insight, settings
+from .chart import ChartHistory
+from .data import check_split
 from .errors import DataFormatError, DivergedError, SessionError
+from .evaluation import Evaluation
 from .losses import softmax
 from .model import Sequential, load_model
 from .optim import make_optimizer
@@ -23,11 +28,10 @@ from .parallel import ShardSchedule
 from .preprocess import preprocess_digit
 from .replica import Replica
 from .run import Run
-from .shelf import Shelf, model_info
+from .shelf import Shelf, model_info, read_model_file
 from .train import Trainer
 
 IMAGE_SHAPE = settings.IMAGE_SHAPE
-NUM_CLASSES = 10
 HISTORY_SMOOTHING = 0.95  # the history chart's smoothed loss: about 20 steps, beside the raw losses
 CHART_POINTS = 1000  # at most this many points per loss series sent to the page
 EVAL_BATCH = 250  # test images per evaluation chunk: about 0.1 s for LeNet in the browser
@@ -43,90 +47,80 @@ TRANSITIONS = {
     TRAINING: {STOPPING, IDLE, EMPTY},
     STOPPING: {IDLE, EMPTY},
 }
+DONE = "Done. Your model is now used for drawing."
+NOTHING_LEARNED = "Stopped before the first step; the previous model is still used for drawing."
 
 
 def _speed_key(config: dict) -> tuple:
-    """Runs whose images/s are comparable: same model and batch size (not lr, epochs, size, optimizer)."""
-    keep = ("preset", "batch_size", "n_filter", "filter_size", "stride", "padding")
-    return tuple(config.get(k) for k in keep if config["preset"] == "seed" or k in ("preset", "batch_size"))
+    """Runs whose images/s compare: the same model and batch size (lr, epochs, size, optimizer aside)."""
+    arch = ("n_filter", "filter_size", "stride", "padding") if config["preset"] == "seed" else ()
+    return tuple(config[k] for k in ("preset", "batch_size", *arch))
 
 
 class Session:
-    """The state behind the page (one per worker)."""
+    """The state behind the page (one per worker; an extra worker's holds only its replica run)."""
 
     def __init__(self) -> None:
         self.phase = EMPTY
         self.shelf = Shelf()
         self.data: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
-        self.run: Run | None = None          # the current run, or the last one (its outcome set)
-        self.replica = False                 # the run is an extra worker's part of a data-parallel run
-        self.evaluator: insight.Evaluator | None = None
-        self.eval_cancelled = False
-        self.report: dict | None = None
-        self.report_model: Sequential | None = None
-        self.history = insight.ChartHistory(smoothing=HISTORY_SMOOTHING, max_points=CHART_POINTS)
-        self.one_worker_rates: dict[tuple, float] = {}
-
-    # -- state ------------------------------------------------------------------
+        self.run: Run | None = None  # the current run, or the last one (its outcome set)
+        self.evaluation = Evaluation()
+        self.history = ChartHistory(smoothing=HISTORY_SMOOTHING, max_points=CHART_POINTS)
+        self.one_worker_rates: dict[tuple, float] = {}  # images/s of 1-worker runs, by _speed_key
 
     def _go(self, phase: str, action: str) -> None:
         if phase not in TRANSITIONS[self.phase]:
             raise SessionError(f"cannot {action} while the session is {self.phase}")
         self.phase = phase
 
-    def _at_rest(self) -> str:
-        return IDLE if self.shelf.model is not None else EMPTY
-
     @property
     def running(self) -> bool:
         return self.phase in (TRAINING, STOPPING)
 
     def state(self) -> dict:
-        """The page's whole picture (see docs/ARCHITECTURE.md for the keys)."""
-        data = self.data
-        evaluation = None if self.evaluator is None else self.evaluator.progress()
-        report = "none" if self.report is None else ("current" if self.report_model is self.shelf.model else "stale")
+        """The page's whole picture (keys: docs/ARCHITECTURE.md)."""
+        data, run = self.data, self.run
+        rate = None if run is None or run.workers <= 1 else self.one_worker_rates.get(_speed_key(run.config))
         return {"phase": self.phase, "model": self.shelf.info, "previous": self.shelf.previous_info,
                 "mnist": None if data is None else {"train": len(data[0]), "test": len(data[2])},
-                "run": None if self.run is None else self.run_status(),
-                "evaluation": evaluation, "report": report}
-
-    def run_status(self) -> dict:
-        run = self.run
-        return run.status(None if run.workers <= 1 else self.one_worker_rates.get(_speed_key(run.config)))
+                "run": None if run is None else run.status(rate),
+                "evaluation": self.evaluation.progress(), "report": self.evaluation.status(self.shelf.model)}
 
     # -- models -----------------------------------------------------------------
 
-    def _use(self, model: Sequential, info: dict) -> dict:
-        """Make ``model`` the one used for drawing; an evaluation of another model is cancelled."""
-        self.shelf.put(model, info)
-        self._cancel_evaluation()
+    def _changed_model(self) -> dict:
+        """The model used for drawing changed: an evaluation of the old one is cancelled."""
+        if self.evaluation.cancel() and self.phase == EVALUATING:
+            self._go(IDLE, "cancel the evaluation")
         if self.phase == EMPTY:
             self._go(IDLE, "load a model")
         return self.shelf.info
 
     def load_pretrained(self, data: bytes) -> dict:
-        model = load_model(data, input_shape=(*IMAGE_SHAPE, 1), num_classes=NUM_CLASSES)
+        model = load_model(data, input_shape=(*IMAGE_SHAPE, 1), num_classes=10)
         self.shelf.pretrained = (model, model_info(model, "pretrained"))
-        return self._use(*self.shelf.pretrained)
+        self.shelf.put(*self.shelf.pretrained)
+        return self._changed_model()
 
     def load_model_file(self, data: bytes, source: str = "file") -> dict:
         if source not in ("file", "saved"):
             raise ValueError(f"source must be one of file, saved, got {source!r}")
-        model = insight.read_model_file(data, input_shape=(*IMAGE_SHAPE, 1), num_classes=NUM_CLASSES)
-        return self._use(model, model_info(model, source))
+        model = read_model_file(data, input_shape=(*IMAGE_SHAPE, 1), num_classes=10)
+        self.shelf.put(model, model_info(model, source))
+        return self._changed_model()
 
     def use_pretrained(self) -> dict:
         if self.shelf.pretrained is None:
             raise SessionError("no pretrained model is loaded yet")
-        return self._use(*self.shelf.pretrained)
+        self.shelf.put(*self.shelf.pretrained)
+        return self._changed_model()
 
     def restore_previous(self) -> dict:
         if self.shelf.previous is None:
             raise SessionError("there is no previous model to go back to")
         self.shelf.restore_previous()
-        self._cancel_evaluation()
-        return self.shelf.info
+        return self._changed_model()
 
     def _model(self) -> Sequential:
         if self.shelf.model is None:
@@ -145,8 +139,7 @@ class Session:
         acts = model.activations(image[None])
         probs = softmax(acts[-1][1])[0]
         return {"digit": int(probs.argmax()), "probs": [float(p) for p in probs],
-                "image": [round(float(v), 3) for v in image.ravel()],
-                "maps": insight.activation_maps(model, acts)}
+                "image": [round(float(v), 3) for v in image.ravel()], "maps": insight.activation_maps(model, acts)}
 
     def filters(self) -> dict | None:
         """The first convolution's filters: of the model in training during a run, else the current one."""
@@ -155,23 +148,16 @@ class Session:
 
     def params(self) -> np.ndarray:
         """The weights of the model in training (else the current one) as one float32 vector."""
-        model = self.run.model if self.running else self._model()
-        return model.flat_params()
+        return (self.run.model if self.running else self._model()).flat_params()
 
     # -- MNIST ------------------------------------------------------------------
 
     def set_mnist(self, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> dict:
         """Hand over MNIST: uint8 images (N, 28, 28) and labels (N,) in 0..9, for training and test."""
-        for what, x, y in (("training", x_train, y_train), ("test", x_test, y_test)):
-            if x.ndim != 3 or x.shape[1:] != IMAGE_SHAPE:
-                raise DataFormatError(f"{what} images must have shape (N, 28, 28), got {x.shape}")
-            if len(x) != len(y):
-                raise DataFormatError(f"{what} set: {len(y)} labels for {len(x)} images")
-            if len(x) == 0:
-                raise DataFormatError("the training and test sets must not be empty")
-            if y.max() >= NUM_CLASSES:
-                raise DataFormatError(f"{what} labels must lie in 0..9 (found {y.max()})")
-        self.data = (x_train, np.asarray(y_train, np.int64), x_test, np.asarray(y_test, np.int64))
+        split = check_split(x_train, np.asarray(y_train, np.int64), x_test, np.asarray(y_test, np.int64), "MNIST")
+        if x_train.shape[1:] != IMAGE_SHAPE or x_test.shape[1:] != IMAGE_SHAPE:
+            raise DataFormatError(f"MNIST images must be 28x28, got {x_train.shape[1:]} and {x_test.shape[1:]}")
+        self.data = split
         return {"train": len(x_train), "test": len(x_test)}
 
     def _mnist(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -192,24 +178,18 @@ class Session:
         x_train, y_train, x_test, y_test = self._mnist()
         if isinstance(workers, bool) or int(workers) != workers or not 1 <= workers <= settings.MAX_SHARDS:
             raise ValueError(f"workers must be a whole number from 1 to {settings.MAX_SHARDS}, got {workers!r}")
-        workers = int(workers)
-        if workers > 1:
-            config = {**config, "shards": workers}
-        config = settings.validate_config(config, len(x_train))
+        config = settings.validate_config({**config, "shards": int(workers)} if workers > 1 else config, len(x_train))
         if self.running:
             raise SessionError(f"cannot start training while the session is {self.phase}: stop the run first")
         model = settings.build(config)
         macs = settings.check_speed(model, config["batch_size"])
-        n = config["train_size"]
-        x, y = x_train[:n], y_train[:n]
-        shard = None
-        if workers > 1:
-            shard, hi = 0, ShardSchedule(n, config["batch_size"], workers).bounds[1]
-            x, y = x[:hi], y[:hi]
-        trainer, replica = _trainer(model, x, y, x_test, y_test, config, shard, settings.eval_batch(macs))
-        self._cancel_evaluation()
+        n, shard = config["train_size"], (0 if workers > 1 else None)
+        hi = ShardSchedule(n, config["batch_size"], config["shards"]).bounds[1] if shard == 0 else n
+        trainer, replica = _trainer(model, x_train[:hi], y_train[:hi], x_test, y_test, config, shard,
+                                    settings.eval_batch(macs))
+        self.evaluation.cancel()
         self._go(TRAINING, "start training")
-        self.run, self.replica = Run(trainer, model, config, n, len(x_test), workers, replica), False
+        self.run = Run(trainer, model, config, n, len(x_test), int(workers), replica)
         self.history.start_run()
         return {"epochs": config["epochs"], "train_size": n, "test_size": len(x_test), "note": config.get("note"),
                 "batch_size": config["batch_size"], "shards": config["shards"],
@@ -222,26 +202,27 @@ class Session:
         return self.run
 
     def train_slice(self, max_seconds: float = 0.2, max_steps: int | None = None) -> dict:
-        """Train (or test) for about ``max_seconds``; after request_stop, end the run instead."""
+        """Train (or test) for about ``max_seconds``; after request_stop, end the run instead.
+        In a data-parallel run (steps come from apply_gradients) only the test pass runs here."""
         run = self._run()
         if self.phase == STOPPING:
             self._stop(run)
             return {"events": [], "done": True}
-        if run.replica is not None:
-            max_steps = 0  # a data-parallel run steps by apply_gradients: a slice only runs the test pass
         try:
-            events = run.record(run.trainer.run(max_steps, max_seconds=float(max_seconds)))
+            work = run.trainer.run(0 if run.replica else max_steps, max_seconds=float(max_seconds))
         except DivergedError as e:
             self._end(run, "diverged", str(e))
             return {"events": [], "done": True}
-        return self._after(run, events)
+        return self._after(run, run.record(work))
 
     def _after(self, run: Run, events: list[dict]) -> dict:
         self.history.extend(events)
         if run.workers == 1 and run.train_seconds() >= 1:
             self.one_worker_rates[_speed_key(run.config)] = run.images_per_second()
         if run.trainer.done:
-            self._end(run, "done", "Done. Your model is now used for drawing.")
+            last = run.last_epoch
+            info = None if run.is_extra else model_info(run.model, "trained", last["test_accuracy"], last["epoch"])
+            self._end(run, "done", DONE, info)
         return {"events": events, "done": run.trainer.done}
 
     def request_stop(self) -> None:
@@ -250,29 +231,22 @@ class Session:
             self._go(STOPPING, "stop")
 
     def _stop(self, run: Run) -> None:
-        t = run.trainer
-        if t.step == 0 or self.replica:
-            self._end(run, "stopped", "Stopped before the first step; the previous model is still used for drawing."
-                      if not self.replica else "Stopped.")
+        if run.is_extra or run.trainer.step == 0:
+            self._end(run, "stopped", "Stopped." if run.is_extra else NOTHING_LEARNED)
             return
-        at_boundary = t.examples == 0 and t.epoch > 0
-        images, epoch = (run.train_size, t.epoch) if at_boundary else (run.epoch_examples(), t.epoch + 1)
+        images, epoch, finished = run.stop_point()
         stopped = f"stopped after {images:,} images of epoch {epoch}"
-        accuracy = run.last_epoch["test_accuracy"] if at_boundary else None
-        had_model = self.shelf.model is not None
-        self._end(run, "stopped", f"S{stopped[1:]}. That model is now used for drawing"
-                  + ("; the previous one is a click away." if had_model else "."),
-                  model_info(run.model, "trained", accuracy, t.epoch, stopped))
+        previous = "; the previous one is a click away." if self.shelf.model is not None else "."
+        accuracy = run.last_epoch["test_accuracy"] if finished else None
+        self._end(run, "stopped", f"S{stopped[1:]}. That model is now used for drawing{previous}",
+                  model_info(run.model, "trained", accuracy, run.trainer.epoch, stopped))
 
     def _end(self, run: Run, outcome: str, message: str, info: dict | None = None) -> None:
-        """End ``run``; the run's model becomes current when done (or ``info`` is given, as on Stop)."""
-        if outcome == "done" and not self.replica:
-            last = run.last_epoch
-            info = model_info(run.model, "trained", last["test_accuracy"], last["epoch"])
+        """End ``run``; with ``info``, its model becomes the one used for drawing."""
         run.end(outcome, message, None if info is None else info["stopped"])
         if info is not None:
             self.shelf.put(run.model, info)
-        self._go(self._at_rest(), "end the run")
+        self._go(IDLE if self.shelf.model is not None else EMPTY, "end the run")
 
     def checkpoint(self) -> dict | None:
         """The running run's model after its last finished epoch: {"bytes", "name", "epoch", "epochs",
@@ -286,7 +260,7 @@ class Session:
     def chart(self) -> dict:
         return self.history.series()
 
-    # -- data-parallel ----------------------------------------------------------
+    # -- data-parallel (the first worker holds MNIST; extra workers a shard each) --
 
     def _parallel(self) -> Run:
         run = self._run()
@@ -295,7 +269,7 @@ class Session:
         return run
 
     def shard_data(self, shard: int) -> dict:
-        """Shard ``shard``'s training images (N_k, 28, 28) and labels (N_k,) as arrays."""
+        """Shard ``shard``'s training images (N_k, 28, 28) and labels (N_k,), for the worker that trains it."""
         schedule = self._parallel().replica.schedule
         if isinstance(shard, bool) or int(shard) != shard or not 1 <= shard < schedule.shards:
             raise ValueError(f"shard must be a whole number from 1 to {schedule.shards - 1}, got {shard!r}")
@@ -314,10 +288,9 @@ class Session:
         model = settings.build(config)
         model.set_flat_params(params)
         trainer, replica = _trainer(model, x, y, None, None, config, int(shard))
-        self._cancel_evaluation()
+        self.evaluation.cancel()
         self._go(TRAINING, "start a replica")
         self.run = Run(trainer, model, config, config["train_size"], 0, config["shards"], replica)
-        self.replica = True
         return {"shard": int(shard), "train_size": len(x)}
 
     def compute_gradients(self) -> dict:
@@ -352,9 +325,8 @@ class Session:
         except DivergedError as e:
             self._end(run, "diverged", str(e))
             return {"events": [], "done": True, "evaluating": False}
-        run.applied(start, time.perf_counter(), [p.get("seconds") if g is not None else None
-                                                 for p, g in zip(parts, grads)])
-        if self.replica and run.trainer.evaluating:  # no test set: the epoch ends at once
+        run.applied(start, time.perf_counter(), [None if g is None else p.get("seconds") for p, g in zip(parts, grads)])
+        if run.is_extra and run.trainer.evaluating:  # no test set: its epoch ends at once
             events += run.record(run.trainer.run(max_steps=0))
         reply = self._after(run, events)
         return {**reply, "evaluating": bool(self.running and run.trainer.evaluating)}
@@ -367,52 +339,28 @@ class Session:
         return {"shards": 1}
 
     def end_run(self) -> None:
-        """Drop an extra worker's run (the first worker ended it, or the mesh broke)."""
-        if self.running and self.replica:
+        """Drop an extra worker's run (the first worker ended it, or the workers lost each other)."""
+        if self.running and self.run.is_extra:
             self._end(self.run, "stopped", "Stopped.")
 
     # -- evaluation -------------------------------------------------------------
-
-    def _cancel_evaluation(self) -> None:
-        if self.evaluator is not None:
-            self.evaluator, self.eval_cancelled = None, True
-            if self.phase == EVALUATING:
-                self._go(IDLE, "cancel the evaluation")
 
     def start_evaluation(self) -> dict:
         """Begin evaluating the current model on the whole test set (then: evaluation_slice)."""
         _, _, x_test, y_test = self._mnist()
         model = self._model()
         self._go(EVALUATING, "evaluate")
-        self.evaluator, self.eval_cancelled = insight.Evaluator(model, x_test, y_test, batch_size=EVAL_BATCH), False
-        return self.evaluator.progress()
+        return self.evaluation.start(model, x_test, y_test, EVAL_BATCH)
 
     def evaluation_slice(self, max_seconds: float = 0.2) -> dict:
         """Evaluate for about ``max_seconds``: {"progress", "report" (when done), "cancelled"}."""
-        evaluator = self.evaluator
-        if evaluator is None:
-            if self.eval_cancelled:
-                return {"progress": None, "report": None, "cancelled": True}
-            raise SessionError("no evaluation is running: call start_evaluation first")
-        progress = evaluator.run(max_seconds=float(max_seconds))
-        if not evaluator.done:
-            return {"progress": progress, "report": None, "cancelled": False}
-        report = insight.page_report(evaluator)
-        report["model"] = self.shelf.info
-        self.report, self.report_model, self.evaluator = report, evaluator.model, None
-        self._go(IDLE, "finish the evaluation")
-        return {"progress": progress, "report": report, "cancelled": False}
+        reply = self.evaluation.slice(max_seconds, self.shelf.info)
+        if reply["report"] is not None:
+            self._go(IDLE, "finish the evaluation")
+        return reply
 
     def evaluation_cell(self, label: int, predicted: int) -> dict:
-        if self.report is None:
-            raise SessionError("no finished evaluation: evaluate the model first")
-        for name, value in (("label", label), ("predicted", predicted)):
-            if isinstance(value, bool) or int(value) != value or not 0 <= value < NUM_CLASSES:
-                raise ValueError(f"{name} must be a digit from 0 to 9, got {value!r}")
-        label, predicted = int(label), int(predicted)
-        indices = self.report["cells"][label][predicted]
-        return {"label": label, "predicted": predicted, "cell_count": self.report["confusion"][label][predicted],
-                "indices": list(indices), **insight.images(self._mnist()[2], indices)}
+        return self.evaluation.cell(label, predicted, self._mnist()[2])
 
 
 def _trainer(model: Sequential, x: np.ndarray, y: np.ndarray, x_test: np.ndarray | None,

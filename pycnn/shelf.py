@@ -8,9 +8,26 @@ Each model comes with its *model info*, the plain dict the page shows::
 
 from __future__ import annotations
 
-from .model import Sequential
+from .errors import ModelFormatError
+from .model import Sequential, load_model
 
 SOURCES = ("pretrained", "file", "saved", "trained")
+
+_HINT = "choose a .npz model saved by `pycnn train --save` or by this page"
+
+
+def read_model_file(data: bytes | bytearray | memoryview, input_shape: tuple[int, int, int] = (28, 28, 1),
+                    num_classes: int = 10) -> Sequential:
+    """The model in an uploaded file's bytes, or :class:`ModelFormatError` saying why not.
+
+    :func:`load_model` does every check, including refusing a model for
+    other images than ``input_shape`` (H, W, C) or another number of classes;
+    this adds a hint on what to choose instead.
+    """
+    try:
+        return load_model(bytes(data), input_shape=input_shape, num_classes=num_classes)
+    except ModelFormatError as exc:
+        raise ModelFormatError(f"{exc}; {_HINT}") from None
 
 
 def model_info(model: Sequential, source: str, test_accuracy: float | None = None,

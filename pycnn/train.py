@@ -184,7 +184,8 @@ class Trainer:
             loss, dlogits = softmax_cross_entropy(logits, y)
             if share != 1.0:
                 # Gradients are linear in dlogits: scaling its (N, K) numbers scales
-                # every Param.grad, without a pass over all the parameters.
+                # every Param.grad, without a pass over all the parameters
+                # (docs/PERFORMANCE.md, "A part's share scales dlogits").
                 dlogits *= np.float32(share)
             self.model.backward(dlogits)
             return {"count": len(y), "loss": loss * share, "correct": int((logits.argmax(axis=1) == y).sum())}
@@ -291,9 +292,18 @@ def fit(model: Sequential, x_train: np.ndarray, y_train: np.ndarray,
         optimizer = make_optimizer(optimizer, model.params(), lr, momentum, weight_decay)
     trainer = Trainer(model, x_train, y_train, x_test, y_test, optimizer=optimizer,
                       batch_size=batch_size, epochs=epochs, seed=seed, lr_decay=lr_decay)
+    return train_to_end(trainer, callback)
+
+
+def train_to_end(trainer: Trainer, callback: Callable[[Event], None] | None = None) -> list[Event]:
+    """Run ``trainer`` until it is done, handing ``callback`` every event; returns the epoch events.
+
+    The loop of :func:`fit` and of ``pycnn train``. It takes a step at a time,
+    so an interrupt (Ctrl-C) finds ``trainer`` between two steps.
+    """
     history = []
     while not trainer.done:
-        for event in trainer.run(max_steps=trainer.steps_per_epoch):
+        for event in trainer.run(max_steps=1):
             if callback is not None:
                 callback(event)
             if event["kind"] == "epoch":
