@@ -3,8 +3,8 @@
 A :class:`Session` owns the models (:class:`~pycnn.shelf.Shelf`), MNIST, the
 current or last training run (:class:`~pycnn.run.Run`), the evaluation of the
 current model (:class:`~pycnn.evaluation.Evaluation`) and the run's
-checkpoint. Its :attr:`phase` is one of :data:`PHASES`; each method either
-takes a legal transition (see :data:`TRANSITIONS`) or raises
+checkpoint. Its :attr:`phase` is one of :data:`~pycnn.phases.PHASES`; each method either
+takes a legal transition (see :mod:`pycnn.phases`) or raises
 :class:`SessionError` saying why not. Every method returns plain data or
 arrays (``pycnn.web`` turns those into bytes); :meth:`state` is the page's
 whole picture.
@@ -12,41 +12,27 @@ whole picture.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
-from . import insight, settings
+from . import insight, phases, settings
 from .chart import ChartHistory
 from .data import check_split
 from .errors import DataFormatError, DivergedError, SessionError
 from .evaluation import Evaluation
 from .losses import softmax
 from .model import Sequential, load_model
-from .optim import make_optimizer
 from .parallel import ShardSchedule
+from .phases import EMPTY, EVALUATING, IDLE, PHASES, STOPPING, TRAINING, TRANSITIONS  # noqa: F401
 from .preprocess import preprocess_digit
-from .replica import Replica
 from .run import Run
+from .session_parallel import ParallelCalls
 from .shelf import Shelf, model_info, read_model_file
-from .train import Trainer
 
 IMAGE_SHAPE = settings.IMAGE_SHAPE
 HISTORY_SMOOTHING = 0.95  # the history chart's smoothed loss: about 20 steps, beside the raw losses
 CHART_POINTS = 1000  # at most this many points per loss series sent to the page
 EVAL_BATCH = 250  # test images per evaluation chunk: about 0.1 s for LeNet in the browser
 
-EMPTY, IDLE, TRAINING, STOPPING, EVALUATING = "empty", "idle", "training", "stopping", "evaluating"
-PHASES = (EMPTY, IDLE, TRAINING, STOPPING, EVALUATING)
-# Where each phase may go. A model change is no transition (it may happen in any
-# phase) but ends an evaluation; a run's end goes to IDLE, or EMPTY without a model.
-TRANSITIONS = {
-    EMPTY: {IDLE, TRAINING},
-    IDLE: {IDLE, TRAINING, EVALUATING},
-    EVALUATING: {IDLE, TRAINING, EVALUATING},
-    TRAINING: {STOPPING, IDLE, EMPTY},
-    STOPPING: {IDLE, EMPTY},
-}
 DONE = "Done. Your model is now used for drawing."
 NOTHING_LEARNED = "Stopped before the first step; the previous model is still used for drawing."
 
@@ -57,8 +43,9 @@ def _speed_key(config: dict) -> tuple:
     return tuple(config[k] for k in ("preset", "batch_size", *arch))
 
 
-class Session:
-    """The state behind the page (one per worker; an extra worker's holds only its replica run)."""
+class Session(ParallelCalls):
+    """The state behind the page (one per worker; an extra worker's holds only its replica run).
+    The data-parallel calls are :class:`~pycnn.session_parallel.ParallelCalls`'."""
 
     def __init__(self) -> None:
         self.phase = EMPTY
@@ -70,9 +57,7 @@ class Session:
         self.one_worker_rates: dict[tuple, float] = {}  # images/s of 1-worker runs, by _speed_key
 
     def _go(self, phase: str, action: str) -> None:
-        if phase not in TRANSITIONS[self.phase]:
-            raise SessionError(f"cannot {action} while the session is {self.phase}")
-        self.phase = phase
+        self.phase = phases.check(self.phase, phase, action)
 
     @property
     def running(self) -> bool:
@@ -165,7 +150,7 @@ class Session:
             raise SessionError("MNIST is not loaded yet")
         return self.data
 
-    def training_sample(self, n: int, seed: int | None = None) -> dict:
+    def training_sample(self, n: int = 48, seed: int | None = None) -> dict:
         x_train, y_train, _, _ = self._mnist()
         if isinstance(n, bool) or int(n) != n or not 1 <= n <= 400:
             raise ValueError(f"the sample size must be a whole number from 1 to 400, got {n!r}")
@@ -185,8 +170,8 @@ class Session:
         macs = settings.check_speed(model, config["batch_size"])
         n, shard = config["train_size"], (0 if workers > 1 else None)
         hi = ShardSchedule(n, config["batch_size"], config["shards"]).bounds[1] if shard == 0 else n
-        trainer, replica = _trainer(model, x_train[:hi], y_train[:hi], x_test, y_test, config, shard,
-                                    settings.eval_batch(macs))
+        trainer, replica = settings.build_trainer(model, x_train[:hi], y_train[:hi], x_test, y_test, config,
+                                                  shard, settings.eval_batch(macs))
         self.evaluation.cancel()
         self._go(TRAINING, "start training")
         self.run = Run(trainer, model, config, n, len(x_test), int(workers), replica)
@@ -260,89 +245,6 @@ class Session:
     def chart(self) -> dict:
         return self.history.series()
 
-    # -- data-parallel (the first worker holds MNIST; extra workers a shard each) --
-
-    def _parallel(self) -> Run:
-        run = self._run()
-        if run.replica is None:
-            raise SessionError("this run is not data-parallel: start it with several workers")
-        return run
-
-    def shard_data(self, shard: int) -> dict:
-        """Shard ``shard``'s training images (N_k, 28, 28) and labels (N_k,), for the worker that trains it."""
-        schedule = self._parallel().replica.schedule
-        if isinstance(shard, bool) or int(shard) != shard or not 1 <= shard < schedule.shards:
-            raise ValueError(f"shard must be a whole number from 1 to {schedule.shards - 1}, got {shard!r}")
-        x_train, y_train, _, _ = self._mnist()
-        lo, hi = schedule.bounds[int(shard)], schedule.bounds[int(shard) + 1]
-        return {"images": x_train[lo:hi], "labels": y_train[lo:hi]}
-
-    def start_replica(self, config: dict, x: np.ndarray, y: np.ndarray, shard: int, params: np.ndarray) -> dict:
-        """Begin a run as extra worker ``shard`` (>= 1) on that shard's images, from the first worker's weights."""
-        n = config.get("train_size") if isinstance(config, dict) else None
-        config = settings.validate_config(config, n if isinstance(n, int) and n > 0 else 1)
-        if isinstance(shard, bool) or int(shard) != shard or not 1 <= shard < config["shards"]:
-            raise ValueError(f"shard must be a whole number from 1 to {config['shards'] - 1}, got {shard!r}")
-        if self.running:
-            raise SessionError(f"cannot start a replica while the session is {self.phase}")
-        model = settings.build(config)
-        model.set_flat_params(params)
-        trainer, replica = _trainer(model, x, y, None, None, config, int(shard))
-        self.evaluation.cancel()
-        self._go(TRAINING, "start a replica")
-        self.run = Run(trainer, model, config, config["train_size"], 0, config["shards"], replica)
-        return {"shard": int(shard), "train_size": len(x)}
-
-    def compute_gradients(self) -> dict:
-        """This worker's part of the next global batch; its gradients stay in the model."""
-        run = self._run()
-        start = time.perf_counter()
-        part = (run.replica or run.trainer).compute_gradients()
-        end = time.perf_counter()
-        run.computed(start, end)
-        return {"grads": run.model.flat_grads(), "count": int(part["count"]), "loss": float(part["loss"]),
-                "correct": int(part["correct"]), "seconds": end - start}
-
-    def apply_gradients(self, parts: list[dict], grads: list[np.ndarray | None]) -> dict:
-        """The step with every worker's gradients summed in shard order (None: this worker's own)."""
-        run = self._run()
-        if len(grads) != len(parts) or sum(g is None for g in grads) != 1:
-            raise ValueError(f"apply_gradients needs one gradient vector per part with None in this worker's "
-                             f"place, got {len(grads)} for {len(parts)} parts")
-        if self.phase == STOPPING:
-            self._stop(run)
-            return {"events": [], "done": True, "evaluating": False}
-        start = time.perf_counter()
-        own = run.model.flat_grads()
-        total = None
-        for g in grads:  # the same order on every worker, so every replica's sum is bit-identical
-            vector = own if g is None else g
-            total = vector.copy() if total is None else np.add(total, vector, out=total)
-        batch = {key: sum(part[key] for part in parts) for key in ("count", "loss", "correct")}
-        try:
-            run.model.set_flat_grads(total)
-            events = run.record([(run.replica or run.trainer).apply_gradients(batch)])
-        except DivergedError as e:
-            self._end(run, "diverged", str(e))
-            return {"events": [], "done": True, "evaluating": False}
-        run.applied(start, time.perf_counter(), [None if g is None else p.get("seconds") for p, g in zip(parts, grads)])
-        if run.is_extra and run.trainer.evaluating:  # no test set: its epoch ends at once
-            events += run.record(run.trainer.run(max_steps=0))
-        reply = self._after(run, events)
-        return {**reply, "evaluating": bool(self.running and run.trainer.evaluating)}
-
-    def go_solo(self) -> dict:
-        """The other workers are gone: the first worker goes on alone on the whole set, same schedule."""
-        run = self._parallel()
-        x_train, y_train, _, _ = self._mnist()
-        run.replica.go_solo(x_train[: run.train_size], y_train[: run.train_size])
-        return {"shards": 1}
-
-    def end_run(self) -> None:
-        """Drop an extra worker's run (the first worker ended it, or the workers lost each other)."""
-        if self.running and self.run.is_extra:
-            self._end(self.run, "stopped", "Stopped.")
-
     # -- evaluation -------------------------------------------------------------
 
     def start_evaluation(self) -> dict:
@@ -362,15 +264,3 @@ class Session:
     def evaluation_cell(self, label: int, predicted: int) -> dict:
         return self.evaluation.cell(label, predicted, self._mnist()[2])
 
-
-def _trainer(model: Sequential, x: np.ndarray, y: np.ndarray, x_test: np.ndarray | None,
-             y_test: np.ndarray | None, config: dict, shard: int | None,
-             eval_batch: int = 500) -> tuple[Trainer, Replica | None]:
-    """The run's trainer, and its replica if it is shard ``shard`` of a data-parallel run."""
-    optimizer = make_optimizer(config["optimizer"], model.params(), config["lr"], config["momentum"])
-    schedule = ShardSchedule(config["train_size"], config["batch_size"], config["shards"], config["seed"])
-    common = dict(optimizer=optimizer, epochs=config["epochs"], eval_batch_size=eval_batch)
-    if shard is None:
-        return Trainer(model, x, y, x_test, y_test, schedule=schedule, **common), None
-    replica = Replica(model, x, y, x_test, y_test, schedule=schedule, shard=shard, **common)
-    return replica.trainer, replica

@@ -1,9 +1,10 @@
-"""The page's training settings: defaults, names, checks, and the model they describe.
+"""The page's training settings: defaults, names, checks, and the model and trainer they describe.
 
 ``validate_config`` turns the training form's dict into complete, typed
 settings (or a one-line :class:`ConfigError` naming the field, as the page
-shows it); ``build`` makes the model they describe and ``check_speed`` refuses
-one whose steps would be too slow for a browser tab to hear Stop.
+shows it); ``build`` makes the model they describe, ``check_speed`` refuses
+one whose steps would be too slow for a browser tab to hear Stop, and
+``build_trainer`` the trainer (or data-parallel replica) of a run.
 """
 
 from __future__ import annotations
@@ -11,10 +12,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from .config import check_conv, check_limit, check_training
 from .errors import ConfigError
 from .model import Sequential, build_model
-from .optim import DEFAULT_LR, OPTIMIZERS
+from .optim import DEFAULT_LR, OPTIMIZERS, make_optimizer
+from .parallel import ShardSchedule
+from .replica import Replica
+from .train import Trainer
 
 IMAGE_SHAPE = (28, 28)
 MAX_SHARDS = 16  # data-parallel workers a run may use (the page offers at most 8)
@@ -137,3 +143,17 @@ def eval_batch(macs: int) -> int:
     """Test images per chunk of the end-of-epoch test pass: about one training step's cost,
     so every slice of work stays short."""
     return max(50, min(1000, int(MAX_STEP_MACS / 3 // max(macs, 1))))
+
+
+def build_trainer(model: Sequential, x: np.ndarray, y: np.ndarray, x_test: np.ndarray | None,
+                  y_test: np.ndarray | None, config: dict, shard: int | None = None,
+                  eval_batch_size: int = 500) -> tuple[Trainer, Replica | None]:
+    """The trainer of a run with ``config`` on images ``x`` (N, 28, 28), and its replica when the
+    run is data-parallel and this is shard ``shard`` (then ``x`` holds only that shard)."""
+    optimizer = make_optimizer(config["optimizer"], model.params(), config["lr"], config["momentum"])
+    schedule = ShardSchedule(config["train_size"], config["batch_size"], config["shards"], config["seed"])
+    common = {"optimizer": optimizer, "epochs": config["epochs"], "eval_batch_size": eval_batch_size}
+    if shard is None:
+        return Trainer(model, x, y, x_test, y_test, schedule=schedule, **common), None
+    replica = Replica(model, x, y, x_test, y_test, schedule=schedule, shard=shard, **common)
+    return replica.trainer, replica

@@ -2,12 +2,17 @@
 
 import numpy as np
 import pytest
+from test_insight import assert_plain
 
 import pycnn
 from pycnn.chart import ChartHistory, downsample
 
-from test_evaluation import small  # noqa: F401  (fixture)
-from test_insight import assert_plain
+
+@pytest.fixture(scope="module")
+def small():
+    """A synthetic data set of 3 classes of 8x8 images."""
+    rng = np.random.default_rng(0)
+    return None, rng.integers(0, 256, size=(230, 8, 8), dtype=np.uint8), rng.integers(0, 3, size=230)
 
 
 # -- charts ----------------------------------------------------------------------

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 import pycnn
-from pycnn.insight import dataset_sample, feature_maps, filter_images, image_block, images
+from pycnn.insight import (
+    dataset_sample,
+    feature_maps,
+    filter_images,
+    image_block,
+    images,
+)
 
 
 def grey(block: dict) -> np.ndarray:

@@ -3,13 +3,11 @@ weighted parts of a batch sum to its gradient. The replicas themselves: tests/te
 
 import numpy as np
 import pytest
+from test_train import tiny_data, tiny_model, weights
 
 from pycnn import SGD, Trainer
 from pycnn.losses import softmax_cross_entropy
 from pycnn.parallel import ShardSchedule, ShardView
-
-from test_train import tiny_data, tiny_model, weights
-
 
 # ---------------------------------------------------------------- the schedule
 

@@ -3,12 +3,11 @@ end bit-identical to each other and where one trainer stepping through the same 
 
 import numpy as np
 import pytest
+from test_train import tiny_data, tiny_model
 
 from pycnn import SGD, Adam, Trainer
 from pycnn.parallel import ShardSchedule
 from pycnn.replica import Replica
-
-from test_train import tiny_data, tiny_model
 
 
 def replicas(shards, data, make_optimizer, batch_size=8, epochs=1, seed=0):

@@ -10,7 +10,16 @@ import pycnn
 from pycnn import settings
 from pycnn.errors import SessionError
 from pycnn.preprocess import preprocess_digit
-from pycnn.session import EMPTY, EVALUATING, IDLE, PHASES, STOPPING, TRAINING, TRANSITIONS, Session
+from pycnn.session import (
+    EMPTY,
+    EVALUATING,
+    IDLE,
+    PHASES,
+    STOPPING,
+    TRAINING,
+    TRANSITIONS,
+    Session,
+)
 
 N_TRAIN, N_TEST = 1000, 500
 SMALL = {"preset": "seed", "n_filter": 4, "train_size": 200, "batch_size": 50, "optimizer": "sgd", "lr": 0.05}

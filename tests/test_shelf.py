@@ -10,7 +10,6 @@ import pycnn
 from pycnn.model import ModelFormatError
 from pycnn.shelf import Shelf, model_info, read_model_file
 
-
 # -- model files -----------------------------------------------------------------
 
 def zip_of(**members: bytes) -> bytes:

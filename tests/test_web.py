@@ -17,9 +17,11 @@ import numpy as np
 import pytest
 
 import pycnn
+import pycnn.session
+import pycnn.settings
 from pycnn import web
+from pycnn.errors import DataFormatError, SessionError
 from pycnn.metrics import confusion_matrix
-from pycnn.errors import ConfigError, DataFormatError, SessionError
 from pycnn.model import ModelFormatError
 from pycnn.session import Session
 
@@ -154,7 +156,7 @@ def test_set_dataset_rejects_inconsistent_buffers(mnist_bytes, change, message):
 
 def test_defaults_hold_the_form_and_the_learning_rate_per_optimizer():
     d = web.defaults()
-    assert d["settings"] == web.DEFAULTS and d["lr"] == {"adam": 0.001, "momentum": 0.01, "sgd": 0.1}
+    assert d["settings"] == pycnn.settings.DEFAULTS and d["lr"] == {"adam": 0.001, "momentum": 0.01, "sgd": 0.1}
     assert d["max_workers"] == 8 and d["settings"]["lr"] == d["lr"][d["settings"]["optimizer"]]
     assert is_plain(d) and web.validate_config(d["settings"], N_TRAIN)["lr"] == 0.001
 
@@ -459,7 +461,7 @@ def test_evaluation_in_slices_matches_the_library(trained_lenet, mnist_bytes, mn
     slices = [web.evaluation_slice(0.0)]  # one chunk per call
     while slices[-1]["report"] is None:
         slices.append(web.evaluation_slice(0.0))
-    assert len(slices) == math.ceil(N_TEST / web.EVAL_BATCH)
+    assert len(slices) == math.ceil(N_TEST / pycnn.session.EVAL_BATCH)
     report = slices[-1]["report"]
     assert is_plain(slices)
     _, _, x_test, y_test = mnist
