@@ -20,6 +20,8 @@ from . import phases, settings
 from .errors import DivergedError, SessionError
 from .run import Run
 
+ABANDONED = "Training was abandoned; the previous model is still used for drawing."
+
 
 class ParallelCalls:
     """The data-parallel methods of :class:`~pycnn.session.Session`."""
@@ -101,6 +103,8 @@ class ParallelCalls:
         return {"shards": 1}
 
     def end_run(self) -> None:
-        """Drop an extra worker's run (the first worker ended it, or the workers lost each other)."""
-        if self.running and self.run.is_extra:
-            self._end(self.run, "stopped", "Stopped.")
+        """Drop the run without keeping its model: an extra worker's run that the first worker
+        ended, or any run the worker cannot carry on (its calls keep failing)."""
+        if self.running:
+            run = self.run
+            self._end(run, "stopped", "Stopped." if run.is_extra else ABANDONED)

@@ -354,3 +354,15 @@ def test_data_parallel_calls_need_a_data_parallel_run(session):
     with pytest.raises(SessionError, match="cannot start a replica while the session is training"):
         session.start_replica(settings.validate_config({**SMALL, "shards": 2}, 200), np.zeros((100, 28, 28), np.uint8),
                               np.zeros(100, np.int64), 1, session.params())
+
+
+def test_end_run_abandons_any_run_and_keeps_the_model(session):
+    before = session.state()["model"]
+    session.start_training(SMALL)
+    session.train_slice(0)
+    session.request_stop()
+    session.end_run()  # as the worker does when train_slice keeps failing
+    state = session.state()
+    assert state["phase"] == IDLE and state["model"] == before and state["run"]["phase"] == "stopped"
+    assert "abandoned" in state["run"]["message"]
+    session.end_run()  # no run: nothing happens
