@@ -22,7 +22,7 @@ from .evaluation import Evaluation
 from .losses import softmax
 from .model import Sequential, load_model
 from .parallel import ShardSchedule
-from .phases import EMPTY, EVALUATING, IDLE, PHASES, STOPPING, TRAINING, TRANSITIONS  # noqa: F401
+from .phases import EMPTY, EVALUATING, IDLE, STOPPING, TRAINING
 from .preprocess import preprocess_digit
 from .run import Run
 from .session_parallel import ParallelCalls
