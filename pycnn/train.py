@@ -45,7 +45,8 @@ class Trainer:
     permutation of the training set per epoch in batches of ``batch_size``);
     a :class:`~pycnn.parallel.ShardSchedule` over several shards makes the
     batches of a data-parallel run, which :class:`~pycnn.replica.Replica`
-    computes part by part on several workers.
+    computes part by part on several workers. With a ``schedule``,
+    ``batch_size`` and ``seed`` are the schedule's.
     """
 
     def __init__(self, model: Sequential, x_train: np.ndarray, y_train: np.ndarray,
