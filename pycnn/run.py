@@ -24,7 +24,7 @@ from .replica import Replica
 from .train import Trainer
 
 TEST_COST = 1 / 3  # a test image's cost in training images before one is measured: forward only
-PHASES = ("training", "testing", "done", "stopped", "diverged")
+RUN_PHASES = ("training", "testing", "done", "stopped", "diverged")  # a run status's "phase"
 
 
 def format_seconds(s: float) -> str:
@@ -55,7 +55,6 @@ class Run:
         self.ended: float | None = None
         self.outcome: str | None = None   # "done" | "stopped" | "diverged" once over
         self.message: str | None = None
-        self.stopped_at: str | None = None  # "stopped after N images of epoch E"
         self.snapshot: bytes | None = None  # the weights after the last finished epoch (checkpoint)
         self.last_epoch: dict | None = None
         # Steps driven one at a time (compute_gradients, apply_gradients) are timed
@@ -110,8 +109,9 @@ class Run:
             return self.train_size, t.epoch, True
         return self.epoch_examples(), t.epoch + 1, False
 
-    def end(self, outcome: str, message: str, stopped_at: str | None = None) -> None:
-        self.outcome, self.message, self.stopped_at = outcome, message, stopped_at
+    def end(self, outcome: str, message: str) -> None:
+        """The run is over: ``outcome`` "done", "stopped" or "diverged", and the line that says so."""
+        self.outcome, self.message = outcome, message
         self.ended = time.perf_counter()
 
     # -- the arithmetic ---------------------------------------------------------

@@ -228,7 +228,7 @@ class Session(ParallelCalls):
 
     def _end(self, run: Run, outcome: str, message: str, info: dict | None = None) -> None:
         """End ``run``; with ``info``, its model becomes the one used for drawing."""
-        run.end(outcome, message, None if info is None else info["stopped"])
+        run.end(outcome, message)
         if info is not None:
             self.shelf.put(run.model, info)
         self._go(IDLE if self.shelf.model is not None else EMPTY, "end the run")

@@ -11,6 +11,7 @@ from pycnn import settings
 from pycnn.errors import SessionError
 from pycnn.preprocess import preprocess_digit
 from pycnn.phases import EMPTY, EVALUATING, IDLE, PHASES, STOPPING, TRAINING, TRANSITIONS, check
+from pycnn.run import RUN_PHASES
 from pycnn.session import Session
 
 N_TRAIN, N_TEST = 1000, 500
@@ -96,6 +97,7 @@ def test_the_test_pass_is_its_own_phase_with_its_own_progress(session):
     session.start_training(COSTLY)
     statuses = run_to_end(session)
     phases = [s["phase"] for s in statuses]
+    assert set(phases) <= set(RUN_PHASES)
     assert phases == ["training"] * 3 + ["testing"] * 6 + ["done"]  # 4 steps, 6 test chunks of 91 (the last ends)
     training, testing = statuses[:4], statuses[3:9]
     assert [s["label"] for s in training[:3]] == [f"Epoch 1 of 1 · {n} / 200 images" for n in (50, 100, 150)]
