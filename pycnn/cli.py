@@ -19,10 +19,10 @@ import numpy as np
 from .config import check_conv, check_limit, check_training
 from .data import load_mnist
 from .errors import ConfigError, DivergedError, PycnnError
+from .evaluation import evaluation_report
 from .metrics import format_confusion_matrix
 from .model import Sequential, build_model, check_save_path, load_model
 from .optim import OPTIMIZERS, make_optimizer
-from .evaluation import evaluation_report
 from .train import Trainer, train_to_end
 
 

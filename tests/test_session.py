@@ -9,8 +9,17 @@ import pytest
 import pycnn
 from pycnn import settings
 from pycnn.errors import SessionError
+from pycnn.phases import (
+    EMPTY,
+    EVALUATING,
+    IDLE,
+    PHASES,
+    STOPPING,
+    TRAINING,
+    TRANSITIONS,
+    check,
+)
 from pycnn.preprocess import preprocess_digit
-from pycnn.phases import EMPTY, EVALUATING, IDLE, PHASES, STOPPING, TRAINING, TRANSITIONS, check
 from pycnn.run import RUN_PHASES
 from pycnn.session import Session
 
