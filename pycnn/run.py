@@ -141,42 +141,43 @@ class Run:
         seconds, trained = self.train_seconds(), self.trained()
         return trained / seconds if seconds > 0 and trained > 0 else None
 
-    def _costs(self) -> tuple[float, float]:
-        """Seconds (or, before any measurement, relative cost) of one training and one test image."""
-        rate = self.images_per_second()
+    def _work(self) -> tuple[int, int, float | None, float, float]:
+        """(images trained, images tested, images/s, then the seconds of one training and of one
+        test image; before any measurement, their relative costs 1 and TEST_COST)."""
+        trained, tested, seconds = self.trained(), self.tested(), self.train_seconds()
+        rate = trained / seconds if seconds > 0 and trained > 0 else None
         train = 1 / rate if rate else 1.0
-        tested = self.tested()
-        test = self.trainer.test_seconds / tested if tested and self.trainer.test_seconds > 0 else train * TEST_COST
-        return train, test
+        test_seconds = self.trainer.test_seconds
+        test = test_seconds / tested if tested and test_seconds > 0 else train * TEST_COST
+        return trained, tested, rate, train, test
 
     def fraction(self) -> float:
         """Work done over all work, each image weighted by its cost; never goes back (a new
         measurement of the costs may lower the estimate, but a progress bar only moves forward)."""
-        train, test = self._costs()
+        return self._fraction(*self._work())
+
+    def _fraction(self, trained: int, tested: int, rate: float | None, train: float, test: float) -> float:
         total = self.trainer.epochs * (self.train_size * train + self.test_size * test)
-        done = (self.trained() * train + self.tested() * test) / total
-        self._shown = max(self._shown, min(1.0, done))
+        self._shown = max(self._shown, min(1.0, (trained * train + tested * test) / total))
         return self._shown
 
-    def eta_seconds(self) -> float | None:
+    def _eta(self, trained: int, tested: int, rate: float | None, train: float, test: float) -> float | None:
         if self.outcome is not None:
             return 0.0 if self.outcome == "done" else None
-        if self.images_per_second() is None:
+        if rate is None:
             return None
-        train, test = self._costs()
         epochs = self.trainer.epochs
-        return ((epochs * self.train_size - self.trained()) * train
-                + (epochs * self.test_size - self.tested()) * test)
+        return (epochs * self.train_size - trained) * train + (epochs * self.test_size - tested) * test
 
     def seconds(self) -> float:
         return (self.ended if self.ended is not None else time.perf_counter()) - self.started
 
-    def speedup(self, one_worker_rate: float | None) -> tuple[float | None, bool]:
-        """(speed-up over one worker, measured?): against ``one_worker_rate`` (images/s of one
-        worker on this model, if known), else estimated from the workers' busy time."""
+    def speedup(self, rate: float | None, one_worker_rate: float | None) -> tuple[float | None, bool]:
+        """(speed-up over one worker, measured?): this run's images/s ``rate`` against
+        ``one_worker_rate`` (one worker on this model, if known), else estimated from the
+        workers' busy time."""
         if self.workers <= 1 or not self.steps:
             return None, False
-        rate = self.images_per_second()
         if one_worker_rate and rate:
             return rate / one_worker_rate, True
         return self.busy / self.wall if self.wall > 0 else None, False
@@ -196,24 +197,26 @@ class Run:
 
     def speed(self, rate: float | None, eta: float | None) -> str:
         if self.outcome in ("stopped", "diverged") or rate is None:
-            return ""  # a stopped run's figures would describe a run that no longer exists
+            return ""
         if self.outcome == "done":
             return f"{rate:,.0f} images/s · took {format_seconds(self.seconds())}"
         return f"{rate:,.0f} images/s · {format_seconds(eta)} left" if eta is not None else f"{rate:,.0f} images/s"
 
     def status(self, one_worker_rate: float | None = None) -> dict:
         """The run status the page shows (all plain data; see docs/ARCHITECTURE.md)."""
-        cleared = self.outcome in ("stopped", "diverged")
-        rate = None if cleared else self.images_per_second()
-        eta = None if cleared else self.eta_seconds()
-        speedup, measured = (None, False) if cleared else self.speedup(one_worker_rate)
+        work = self._work()
+        trained, rate = work[0], work[2]
+        cleared = self.outcome in ("stopped", "diverged")  # figures of a run that no longer exists
+        eta = None if cleared else self._eta(*work)
+        speedup, measured = (None, False) if cleared else self.speedup(rate, one_worker_rate)
+        rate = None if cleared else rate
         parallel = self.workers > 1 and self.steps and not cleared
         t = self.trainer
         return {"phase": self.phase, "epoch": self.epoch_shown(), "epochs": t.epochs,
                 "epoch_examples": self.train_size if t.done else self.epoch_examples(),
-                "train_size": self.train_size, "examples": self.trained(),
+                "train_size": self.train_size, "examples": trained,
                 "examples_total": self.train_size * t.epochs,
-                "fraction": 1.0 if self.outcome == "done" else self.fraction(),
+                "fraction": 1.0 if self.outcome == "done" else self._fraction(*work),
                 "images_per_s": rate, "eta_seconds": eta, "seconds": self.seconds(),
                 "workers": self.workers, "speedup": speedup, "speedup_measured": measured,
                 "wait_ms": 1000 * self.wait / self.steps if parallel else None,
