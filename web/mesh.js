@@ -157,7 +157,8 @@ export async function trainShard(mesh, py) {
         continue;
       }
     }
-    let slice = py.apply(parts.map(({ grads, ...stats }) => stats), parts.map((p) => p.grads));
+    const stats = parts.map(({ count, loss, correct, seconds }) => ({ count, loss, correct, seconds }));
+    let slice = py.apply(stats, parts.map((p) => p.grads));
     if (slice.evaluating && !slice.done) slice = await py.settle(slice);
     if (slice.done) {
       if (slice.state?.run?.phase === "stopped") mesh?.announceStop(); // stopped during the test pass

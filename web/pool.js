@@ -95,7 +95,9 @@ export class WorkerPool {
       }
       if (!this.run.solo) for (const peer of peers) peer.call("replicaRun").catch((err) => this.lost(peer, err));
       running = true;
-      return await this.first.call("parRun", proxy(hooks.onProgress), proxy((reason) => this.wentSolo(reason)));
+      const reply = await this.first.call("parRun", proxy(hooks.onProgress), proxy((reason) => this.wentSolo(reason)));
+      if (reply.solo) this.wentSolo(reply.solo); // if its message has not come yet
+      return reply;
     } finally {
       if (!running) this.first.call("parAbort").catch(() => {}); // the set-up failed: end the first worker's run too
     }

@@ -201,9 +201,11 @@ const api = {
   },
 
   // Step with the others until the run ends; onSolo(reason) when this worker
-  // went on alone because the others fell silent. Returns the last reply.
+  // went on alone because the others fell silent. Returns the last reply, with
+  // `solo`: that reason, or null.
   async parRun(onProgress = () => {}, onSolo = () => {}) {
     const mine = mesh;
+    let fellSilent = null; // why this worker went on alone, if the others fell silent
     let events = [];
     let last = null;
     let shownAt = performance.now();
@@ -244,14 +246,17 @@ const api = {
       },
       solo(err) {
         call("go_solo");
-        if (!err.fromPage) onSolo(err.message);
+        if (err.fromPage) return; // the page closed the others: it knows
+        fellSilent = err.message;
+        onSolo(err.message);
       },
       idle: () => {},
     };
     try {
       const reply = await trainShard(mine, py);
       report();
-      return await runEnded(reply);
+      // The reason comes with the reply too: onSolo's message may arrive after it.
+      return { ...(await runEnded(reply)), solo: fellSilent };
     } catch (err) {
       mine?.close();
       abandon();
