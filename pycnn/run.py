@@ -63,7 +63,8 @@ class Run:
         self.steps = 0
         self.wall = self.busy = self.wait = 0.0
         self._computed: tuple[float, float] | None = None  # (start, end) of the last compute_gradients
-        self._shown = 0.0  # the largest progress fraction reported
+        self._shown = 0.0  # the progress fraction last reported
+        self._anchor = (0.0, 0.0)  # (estimate, fraction shown) where the bar was last re-anchored
 
     @property
     def is_extra(self) -> bool:
@@ -158,8 +159,16 @@ class Run:
 
     def _fraction(self, trained: int, tested: int, rate: float | None, train: float, test: float) -> float:
         total = self.trainer.epochs * (self.train_size * train + self.test_size * test)
-        self._shown = max(self._shown, min(1.0, (trained * train + tested * test) / total))
-        return self._shown
+        estimate = min(1.0, (trained * train + tested * test) / total)
+        # Shown: the estimate mapped from its value at the anchor to the bar's there, so that it
+        # reaches 1 with it. When a new measurement lowers the estimate, the bar holds still and
+        # is anchored again, so it neither goes back nor stalls for the rest of the run.
+        e0, s0 = self._anchor
+        shown = 1.0 if e0 >= 1 else s0 + (estimate - e0) * (1 - s0) / (1 - e0)
+        if shown < self._shown:
+            self._anchor, shown = (estimate, self._shown), self._shown
+        self._shown = shown
+        return shown
 
     def _eta(self, trained: int, tested: int, rate: float | None, train: float, test: float) -> float | None:
         if self.outcome is not None:

@@ -1,11 +1,7 @@
-"""The API the browser worker calls: JS buffers in, plain data out, the Session in between.
+"""The API the browser worker calls: Pyodide's JS buffers in, plain data out, one Session in between.
 
-web/worker.js imports this module inside Pyodide and calls only these
-functions. Each turns Pyodide's ``JsProxy`` buffers into NumPy arrays, calls the
-module's one :class:`~pycnn.session.Session`, and returns dicts, lists, floats,
-ints, strings or bytes for ``toJs``. Every call that changes something returns
-the session's whole :func:`state` under ``"state"``, so the page renders from
-any reply. docs/ARCHITECTURE.md lists the calls and the keys of the replies.
+Every call that changes something returns the session's whole :func:`state`
+under ``"state"``, so the page renders from any reply (docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations
@@ -60,20 +56,20 @@ def _floats(data: Any, what: str) -> np.ndarray:
     return flat.view(np.float32)
 
 
-def _images_and_labels(images: Any, labels: Any, shape: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
-    """Images (N, 28, 28) and labels (N,) from their bytes and the images' shape."""
-    flat, y = _buffer(images, f"{what} images"), _buffer(labels, f"{what} labels").astype(np.int64)
+def _images(data: Any, shape: Any, what: str) -> np.ndarray:
+    """Images (N, 28, 28) from their bytes and shape (the label counts are the session's to check)."""
+    flat = _buffer(data, what)
     try:
-        dims = tuple(int(s) for s in _py(shape))
+        dims = tuple(int(d) for d in _py(shape))
     except (TypeError, ValueError):
-        raise ValueError(f"{what} images shape must be a list of whole numbers, got {shape!r}") from None
-    if len(dims) != 3 or dims[1:] != settings.IMAGE_SHAPE:
-        raise DataFormatError(f"{what} images must have shape (N, 28, 28), got {dims}")
-    if flat.size != math.prod(dims):
-        raise DataFormatError(f"{what} images: {flat.size} bytes for shape {dims} ({math.prod(dims)} expected)")
-    if y.size != dims[0]:
-        raise DataFormatError(f"{what} labels: {y.size} labels for {dims[0]} images")
-    return flat.reshape(dims).copy(), y
+        raise ValueError(f"{what} shape must be a list of whole numbers, got {shape!r}") from None
+    if len(dims) != 3 or dims[1:] != settings.IMAGE_SHAPE or flat.size != math.prod(dims):
+        raise DataFormatError(f"{what}: {flat.size} bytes are not images of shape (N, 28, 28) = {dims}")
+    return flat.reshape(dims).copy()
+
+
+def _labels(data: Any, what: str) -> np.ndarray:
+    return _buffer(data, what).astype(np.int64)
 
 
 def _with_state(reply: dict | None = None, **more: Any) -> dict:
@@ -109,8 +105,10 @@ def set_mnist(train_images: Any, train_labels: Any, test_images: Any, test_label
 def set_dataset(train_images: Any, train_labels: Any, test_images: Any, test_labels: Any,
                 train_shape: Any, test_shape: Any) -> dict:
     """MNIST as pixel bytes plus shapes (for bench and tests, which hold the arrays already)."""
-    train = _images_and_labels(train_images, train_labels, train_shape, "training")
-    return _with_state(_session.set_mnist(*train, *_images_and_labels(test_images, test_labels, test_shape, "test")))
+    return _with_state(_session.set_mnist(_images(train_images, train_shape, "training images"),
+                                          _labels(train_labels, "training labels"),
+                                          _images(test_images, test_shape, "test images"),
+                                          _labels(test_labels, "test labels")))
 
 
 def predict(pixels: Any, width: int, height: int) -> dict:
@@ -149,8 +147,8 @@ def params() -> bytes:
 
 
 def start_replica(config: Any, images: Any, labels: Any, shape: Any, shard: int, params: Any) -> dict:
-    x, y = _images_and_labels(images, labels, shape, "shard")
-    return _session.start_replica(_py(config), x, y, shard, _floats(params, "parameters"))
+    return _session.start_replica(_py(config), _images(images, shape, "shard images"), _labels(labels, "shard labels"),
+                                  shard, _floats(params, "parameters"))
 
 
 def compute_gradients() -> dict:

@@ -114,7 +114,7 @@ def test_the_test_pass_is_its_own_phase_with_its_own_progress(session):
     assert testing[1]["label"] == "Epoch 1 of 1 · measuring test accuracy… 91 / 500"
     fractions = [s["fraction"] for s in statuses]
     assert fractions == sorted(fractions)  # never back, although the first test chunk's cost revises the estimate
-    assert fractions[3] < fractions[5] < fractions[8] < 1 == fractions[9]  # moves through the test pass; 1 only after
+    assert fractions[4] < fractions[6] < fractions[8] < 1 == fractions[9]  # moves through the test pass; 1 only after
     assert all(s["eta_seconds"] > 0 for s in statuses[:-1])  # time is left while the test pass runs
     # images/s counts the training steps only: it stays put through the test pass.
     assert len({s["images_per_s"] for s in testing}) == 1 and statuses[-1]["images_per_s"] == testing[0]["images_per_s"]

@@ -143,8 +143,8 @@ def test_set_dataset_accepts_pyodide_buffers(mnist_bytes):
 
 @pytest.mark.parametrize("change, message", [
     ({"train_shape": [N_TRAIN, 28, 27]}, r"shape \(N, 28, 28\)"),
-    ({"train_shape": [N_TRAIN + 1, 28, 28]}, r"bytes for shape"),
-    ({"test_labels": b"\x01" * (N_TEST - 1)}, r"499 labels for 500 images"),
+    ({"train_shape": [N_TRAIN + 1, 28, 28]}, r"bytes are not images of shape"),
+    ({"test_labels": b"\x01" * (N_TEST - 1)}, r"500 test images but labels of shape \(499,\)"),
     ({"train_labels": b"\x0c" * N_TRAIN}, r"train labels outside 0..9"),
     ({"train_images": 12345}, r"must be bytes-like"),
     ({"test_shape": "many"}, r"list of whole numbers"),
