@@ -86,7 +86,7 @@ export class WorkerPool {
         const data = await this.first.call("shardData", i + 1);
         const mine = params.slice();
         try {
-          await peer.timed(SILENCE_TIMEOUT_MS, "replicaStart", config, transfer(data.images, [data.images.buffer]),
+          await peer.timed(SILENCE_TIMEOUT_MS, "replicaStart", { ...config, shards }, transfer(data.images, [data.images.buffer]),
             transfer(data.labels, [data.labels.buffer]), data.shape, i + 1, transfer(mine, [mine.buffer]), ports(i + 1));
         } catch (err) {
           this.lost(peer, err);
