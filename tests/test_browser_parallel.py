@@ -110,10 +110,13 @@ def start_a_longer_run_of_two_workers(visit, epochs: str):
 
 
 def test_stop_halts_a_run_of_two_workers_within_two_seconds(visit):
-    start_a_longer_run_of_two_workers(visit, "3")
+    page = start_a_longer_run_of_two_workers(visit, "3")
     stop_within_two_seconds(visit)
     assert visit.state() == "ready"
     assert "Stopped" in visit.message(), visit.message()
+    # The run's figures (speed, time left, speed-up) are cleared with it.
+    assert page.inner_text("#progress-speed") == ""
+    assert "×" not in page.inner_text("#workers-note") and page.locator("#workers-note").get_attribute("data-workers") is None
     assert visit.console_errors == []
 
 

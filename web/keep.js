@@ -26,8 +26,46 @@ async function quietly(what, action, fallback = null) {
 /** Keep `bytes` (a model's .npz) as the model to restore; true if it was kept. */
 export const keepModel = (bytes) => quietly("keep the model", () => set(LAST_MODEL, bytes, store).then(() => true), false);
 export const forgetModel = () => quietly("forget the model", () => del(LAST_MODEL, store));
-export const keptModel = () => quietly("read the model", async () => (await get(LAST_MODEL, store)) ?? null);
+const keptModel = () => quietly("read the model", async () => (await get(LAST_MODEL, store)) ?? null);
 
 export const keepCheckpoint = (checkpoint) => quietly("keep the training run's progress", () => set(CHECKPOINT, checkpoint, store));
 export const dropCheckpoint = () => quietly("clear the training run's progress", () => del(CHECKPOINT, store));
-export const keptCheckpoint = () => quietly("read the training run's progress", async () => (await get(CHECKPOINT, store)) ?? null);
+const keptCheckpoint = () => quietly("read the training run's progress", async () => (await get(CHECKPOINT, store)) ?? null);
+
+// A run that a reload interrupted: its last epoch's model made active and kept.
+async function restoreCheckpoint(call) {
+  const checkpoint = await keptCheckpoint();
+  if (!checkpoint) return null;
+  await dropCheckpoint();
+  try {
+    const reply = call("load_model_file", checkpoint.bytes, "saved");
+    await keepModel(checkpoint.bytes);
+    const { name, epoch, epochs } = checkpoint;
+    return { ...reply, resumed: { name, epoch, epochs } };
+  } catch (err) {
+    console.warn(`pycnn: the interrupted run's model was dropped: ${err.message}`);
+    return null;
+  }
+}
+
+async function restoreSavedModel(call) {
+  const bytes = await keptModel();
+  if (!bytes) return null;
+  try {
+    return { ...call("load_model_file", bytes, "saved"), restored: true };
+  } catch (err) {
+    console.warn(`pycnn: the saved model was dropped: ${err.message}`);
+    await forgetModel();
+    return null;
+  }
+}
+
+/**
+ * Make the kept model the one used for drawing, through call (pycnn.web, see
+ * web/runtime.js): an interrupted run's checkpoint first, else the last model.
+ * Returns load_model_file's reply with `resumed` ({name, epoch, epochs}) or
+ * `restored: true`, or null (nothing kept, or it no longer loads: then it is dropped).
+ */
+export async function restore(call) {
+  return (await restoreCheckpoint(call)) || (await restoreSavedModel(call));
+}

@@ -51,34 +51,6 @@ function abandon() {
   } catch { /* the run is being abandoned anyway */ }
 }
 
-// A run that a reload interrupted: its last epoch's model made active and kept.
-async function restoreCheckpoint() {
-  const checkpoint = await keep.keptCheckpoint();
-  if (!checkpoint) return null;
-  await keep.dropCheckpoint();
-  try {
-    const reply = call("load_model_file", checkpoint.bytes, "saved");
-    await keep.keepModel(checkpoint.bytes);
-    const { name, epoch, epochs } = checkpoint;
-    return { ...reply, resumed: { name, epoch, epochs } };
-  } catch (err) {
-    console.warn(`pycnn: the interrupted run's model was dropped: ${err.message}`);
-    return null;
-  }
-}
-
-async function restoreSavedModel() {
-  const bytes = await keep.keptModel();
-  if (!bytes) return null;
-  try {
-    return { ...call("load_model_file", bytes, "saved"), restored: true };
-  } catch (err) {
-    console.warn(`pycnn: the saved model was dropped: ${err.message}`);
-    await keep.forgetModel();
-    return null;
-  }
-}
-
 const api = {
   // The page's own worker: Python, the pretrained model (or the one this browser kept).
   async init(status = () => {}) {
@@ -100,7 +72,7 @@ const api = {
     } catch (err) {
       throw new Error(`the pretrained weights (${manifest.pretrained}) could not be loaded: ${err.message}`);
     }
-    reply = (await restoreCheckpoint()) || (await restoreSavedModel()) || reply;
+    reply = (await keep.restore(call)) || reply;
     mark("ready");
     return { ...reply, state: call("state"), defaults: call("defaults"), timings, manifest };
   },

@@ -53,6 +53,7 @@ export async function train(config, hooks) {
   try {
     return await pool.train(config, { ...hooks, note: (text) => setNote(text, true) });
   } finally {
+    if (!store.page.workersNote?.bad) setNote(""); // "Training with 2 workers…" is over; a fallback note stays
     if (pool.extras.length < Number(control.value) - 1) prepare(true); // replace workers that failed
   }
 }
