@@ -132,8 +132,9 @@ const api = {
   // stopped or diverged). onStart(reply) once the run is set up; onProgress
   // after each slice. Returns the last reply.
   async train(config, onStart = () => {}, onProgress = () => {}) {
-    onStart(call("start_training", config, 1));
+    const start = call("start_training", config, 1);
     try {
+      await onStart(start); // heard before the first progress report
       for (;;) {
         await tick();
         const reply = call("train_slice", SLICE_SECONDS);
@@ -158,10 +159,10 @@ const api = {
   // ---- data-parallel training: the first worker (shard 0)
 
   // A run of `workers` shards; ports link this worker to the others.
-  parStart(config, workers, ports, onStart = () => {}) {
+  async parStart(config, workers, ports, onStart = () => {}) {
     const reply = call("start_training", config, workers);
     mesh = new Mesh(0, ports, SILENCE_TIMEOUT_MS);
-    onStart(reply);
+    await onStart(reply);
     return reply;
   },
 
