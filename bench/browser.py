@@ -115,8 +115,9 @@ def load() -> list[float]:
 
 def serve_and_browse():
     """Build the site, serve it and launch Chromium; returns (browser, url, close)."""
-    import build_site
     from playwright.sync_api import sync_playwright
+
+    import build_site
 
     tmp = tempfile.TemporaryDirectory()
     site = Path(tmp.name) / "site"
@@ -187,8 +188,9 @@ def scaling(settings: dict, workers: int, window_s: float, repeat: int) -> dict:
 
 
 def measure(settings: dict, target: float, timeout_s: float) -> dict:
-    import build_site
     from playwright.sync_api import sync_playwright
+
+    import build_site
 
     with tempfile.TemporaryDirectory() as tmp:
         site = Path(tmp) / "site"

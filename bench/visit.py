@@ -70,8 +70,9 @@ def load(page, action) -> float:
 
 
 def measure(incognito: bool = False) -> dict:
-    import build_site
     from playwright.sync_api import sync_playwright
+
+    import build_site
 
     with tempfile.TemporaryDirectory() as tmp:
         build_site.build(Path(tmp) / SUBPATH)

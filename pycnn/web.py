@@ -25,8 +25,8 @@ from .config import check_conv, check_limit, check_training
 from .errors import ConfigError, DataFormatError, DivergedError
 from .model import Sequential, build_model, load_model
 from .optim import OPTIMIZERS, make_optimizer
-from .preprocess import preprocess_digit
 from .parallel import ShardSchedule
+from .preprocess import preprocess_digit
 from .train import Trainer
 
 IMAGE_SHAPE = (28, 28)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from playwright import sync_api as playwright_api
+
 from test_browser import choose, stop_within_two_seconds, worker_named
 from test_browser_insight import wait_for_evaluation
 

@@ -12,6 +12,7 @@ import re
 
 import pytest
 from playwright import sync_api as playwright_api
+
 from test_browser import choose, draw, vertical_stroke, worker_named
 
 pytestmark = pytest.mark.browser

@@ -6,9 +6,19 @@ import numpy as np
 import pytest
 
 import pycnn
-from pycnn.insight import (ChartHistory, Evaluator, dataset_sample, downsample, evaluation_report,
-                           feature_maps, filter_images, image_block, images, model_summary,
-                           read_model_file)
+from pycnn.insight import (
+    ChartHistory,
+    Evaluator,
+    dataset_sample,
+    downsample,
+    evaluation_report,
+    feature_maps,
+    filter_images,
+    image_block,
+    images,
+    model_summary,
+    read_model_file,
+)
 from pycnn.model import ModelFormatError
 
 

@@ -7,9 +7,7 @@ import pytest
 from pycnn import SGD, Adam, Trainer
 from pycnn.losses import softmax_cross_entropy
 from pycnn.parallel import ShardSchedule
-
 from test_train import tiny_data, tiny_model, weights
-
 
 # ---------------------------------------------------------------- the schedule
 

@@ -14,6 +14,7 @@ import base64
 
 import numpy as np
 import pytest
+
 from conftest import MNIST_DIR, ROOT
 
 pytestmark = pytest.mark.wasm

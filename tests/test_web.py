@@ -15,8 +15,8 @@ import pytest
 
 import pycnn
 from pycnn import web
-from pycnn.metrics import confusion_matrix
 from pycnn.errors import ConfigError
+from pycnn.metrics import confusion_matrix
 from pycnn.model import ModelFormatError
 
 N_TRAIN, N_TEST = 2000, 500
