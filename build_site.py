@@ -115,7 +115,8 @@ def check_sources(root: Path) -> None:
     if not (root / "pycnn" / "__init__.py").is_file():
         raise BuildError(f"{root / 'pycnn' / '__init__.py'} not found: run build_site.py from a pycnn checkout")
     if not (root / "third_party" / "pyodide" / "LICENSE").is_file():
-        raise BuildError(f"{root / 'third_party' / 'pyodide' / 'LICENSE'} not found: run build_site.py from a pycnn checkout")
+        raise BuildError(f"{root / 'third_party' / 'pyodide' / 'LICENSE'} not found: "
+                         "run build_site.py from a pycnn checkout")
     if not (root / "web" / "index.html").is_file():
         raise BuildError(f"{root / 'web' / 'index.html'} not found: run build_site.py from a pycnn checkout")
 

@@ -13,14 +13,14 @@ saying what to do; anything else is a bug.
 
 from .data import load_mnist
 from .errors import (
-                     ConfigError,
-                     DataFormatError,
-                     DivergedError,
-                     MissingDependencyError,
-                     MNISTNotFoundError,
-                     ModelFormatError,
-                     ModelNotFoundError,
-                     PycnnError,
+    ConfigError,
+    DataFormatError,
+    DivergedError,
+    MissingDependencyError,
+    MNISTNotFoundError,
+    ModelFormatError,
+    ModelNotFoundError,
+    PycnnError,
 )
 from .layers import Conv2D, Dense, Flatten, Layer, MaxPool2D, Param, ReLU
 from .losses import softmax, softmax_cross_entropy

@@ -158,7 +158,8 @@ class Visit:
             pass
         if self.state() != state:
             pytest.fail(f"the page did not reach data-state={state!r} (limit {timeout_ms / 1000:g} s): "
-                        f"after {time.monotonic() - start:.1f} s it is {self.state()!r}; status: {self.status()!r}; message: {self.message()!r}; "
+                        f"after {time.monotonic() - start:.1f} s it is {self.state()!r}; status: {self.status()!r}; "
+                        f"message: {self.message()!r}; "
                         f"console errors: {self.console_errors}")
         return time.monotonic() - start
 
