@@ -63,14 +63,14 @@ class Sequential:
         for layer in self.layers:
             layer.input_grad = True
         self.layers[0].input_grad = False
-        for name, layer in zip(self.names, self.layers):
+        for name, layer in zip(self.names, self.layers, strict=True):
             for p in layer.params():
                 p.name = f"{name}.{p.name.rsplit('.', 1)[-1]}"
 
     def _infer_shapes(self) -> list[tuple[int, ...]]:
         """Output shape (without N) of every layer; raises if one does not fit."""
         shapes, shape = [], self.input_shape
-        for name, layer in zip(self.names, self.layers):
+        for name, layer in zip(self.names, self.layers, strict=True):
             try:
                 shape = tuple(layer.output_shape(shape))
             except ValueError as exc:
@@ -102,12 +102,12 @@ class Sequential:
 
     def set_flat_params(self, flat: np.ndarray) -> None:
         """Copy a vector (P,) from :meth:`flat_params` into the parameters' values, in place."""
-        for p, part in zip(self.params(), self._split(flat)):
+        for p, part in zip(self.params(), self._split(flat), strict=True):
             p.value[...] = part
 
     def set_flat_grads(self, flat: np.ndarray) -> None:
         """Make a vector (P,) laid out as :meth:`flat_grads` the parameters' gradients."""
-        for p, part in zip(self.params(), self._split(flat)):
+        for p, part in zip(self.params(), self._split(flat), strict=True):
             p.grad = part.copy()
 
     def _split(self, flat: np.ndarray) -> list[np.ndarray]:
@@ -163,7 +163,7 @@ class Sequential:
     def activations(self, x: np.ndarray) -> list[tuple[str, np.ndarray]]:
         """Every layer's output for images ``x``, as ``(layer name, array)`` pairs."""
         out, h = [], self.as_images(x)
-        for name, layer in zip(self.names, self.layers):
+        for name, layer in zip(self.names, self.layers, strict=True):
             h = layer.forward(h, training=False)
             out.append((name, h))
         return out
@@ -207,7 +207,7 @@ class Sequential:
     def describe(self) -> str:
         """One line per layer: name, type, output shape, parameter count."""
         lines = []
-        for name, layer, shape in zip(self.names, self.layers, self.shapes):
+        for name, layer, shape in zip(self.names, self.layers, self.shapes, strict=True):
             count = sum(p.value.size for p in layer.params())
             lines.append(f"{name:<9} {type(layer).__name__:<10} -> {str(shape):<14} {count:>8,} params")
         return "\n".join(lines)

@@ -193,7 +193,7 @@ class Trainer:
             loss, count, correct = float(batch["loss"]), int(batch["count"]), int(batch["correct"])
             if not math.isfinite(loss):
                 self._diverged(loss)
-            for p, previous in zip(self._params, self._previous):
+            for p, previous in zip(self._params, self._previous, strict=True):
                 np.copyto(previous, p.value)
             self.optimizer.step()
             self.step += 1
@@ -226,7 +226,7 @@ class Trainer:
         weights from before it, kept by ``apply_gradients``, come back.
         """
         if not all(np.isfinite(p.value).all() for p in self._params):
-            for p, previous in zip(self._params, self._previous):
+            for p, previous in zip(self._params, self._previous, strict=True):
                 np.copyto(p.value, previous)
         lr = self.optimizer.lr
         raise DivergedError(

@@ -60,7 +60,7 @@ def test_lenet_preset_shapes_and_parameters():
 
 def test_presets_are_seeded():
     a, b, c = build_model("seed", seed=1), build_model("seed", seed=1), build_model("seed", seed=2)
-    for pa, pb in zip(a.params(), b.params()):
+    for pa, pb in zip(a.params(), b.params(), strict=True):
         np.testing.assert_array_equal(pa.value, pb.value)
     assert not np.array_equal(a.params()[0].value, c.params()[0].value)
 
@@ -164,7 +164,7 @@ def test_save_load_round_trip(tmp_path, name, hparams):
         np.testing.assert_array_equal(loaded.predict_proba(x), model.predict_proba(x))
         assert loaded.architecture() == model.architecture()
         assert loaded.spec == model.spec
-        for p, q in zip(model.params(), loaded.params()):
+        for p, q in zip(model.params(), loaded.params(), strict=True):
             assert p.name == q.name and q.value.dtype == np.float32
             np.testing.assert_array_equal(p.value, q.value)
 
