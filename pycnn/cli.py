@@ -9,9 +9,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
 import time
+from collections.abc import Iterator
 from typing import NoReturn, TextIO
 
 import numpy as np
@@ -96,6 +99,39 @@ def _check_data(model: Sequential, images: np.ndarray, labels: np.ndarray) -> No
         raise ConfigError(f"the data has labels up to {labels.max()}, but --num_class is {model.num_classes}")
 
 
+class _Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the run is so it stops as Ctrl-C does."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum, self.name = signum, signal.Signals(signum).name
+
+
+def _exit_status(exc: KeyboardInterrupt) -> int:
+    """128 + the signal's number, as a shell reports a process the signal ended: 130, 143, 129."""
+    return 128 + (exc.signum if isinstance(exc, _Stopped) else signal.SIGINT)
+
+
+@contextlib.contextmanager
+def _stop_signals_interrupt() -> Iterator[None]:
+    """While training, SIGTERM and SIGHUP interrupt like Ctrl-C, so the weights reached can be saved."""
+    def stop(signum: int, frame: object) -> None:
+        for s in signums:  # a second signal must not interrupt the save of the first
+            signal.signal(s, signal.SIG_IGN)
+        raise _Stopped(signum)
+
+    signums = [s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s is not None]
+    try:
+        previous = {s: signal.signal(s, stop) for s in signums}
+    except ValueError:  # not the main thread: signals cannot be caught here
+        previous = {}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
 class Progress:
     """A one-line progress bar on a terminal; silent otherwise."""
 
@@ -127,8 +163,8 @@ def train(args: argparse.Namespace) -> int:
     """Check every setting and the --save path, then load the data and train."""
     model = _build(args)
     optimizer = make_optimizer(args.optimizer, model.params(), args.lr, args.momentum, args.weight_decay)
-    if args.save:
-        check_save_path(args.save)
+    if args.save is not None:  # "" too: refused, not ignored
+        check_save_path(args.save, protect=[args.dataroot] if args.dataroot else [])
     x_train, y_train, x_test, y_test = load_mnist(args.dataroot)
     count, note = check_limit(args.limit, len(x_train))
     if note:
@@ -143,23 +179,29 @@ def train(args: argparse.Namespace) -> int:
           f"{len(x_train):,} training and {len(x_test):,} test images", flush=True)
     progress, last, start = Progress(sys.stderr), None, time.perf_counter()
     try:
-        while not trainer.done:
-            for event in trainer.run(max_steps=1):
-                if event["kind"] == "step":
-                    progress.update(event)
-                    continue
-                progress.clear()
-                last = event
-                print(f"Epoch {event['epoch']}, Loss = {event['loss']:.4f}, "
-                      f"Training Accuracy = {event['train_accuracy']:.4f}, "
-                      f"Test Accuracy = {event['test_accuracy']:.4f} ({event['seconds']:.1f} s)", flush=True)
-    except KeyboardInterrupt:
+        with _stop_signals_interrupt():
+            while not trainer.done:
+                for event in trainer.run(max_steps=1):
+                    if event["kind"] == "step":
+                        progress.update(event)
+                        continue
+                    progress.clear()
+                    last = event
+                    print(f"Epoch {event['epoch']}, Loss = {event['loss']:.4f}, "
+                          f"Training Accuracy = {event['train_accuracy']:.4f}, "
+                          f"Test Accuracy = {event['test_accuracy']:.4f} ({event['seconds']:.1f} s)", flush=True)
+            seconds = time.perf_counter() - start
+            if args.save:
+                model.save(args.save)
+                print(f"Saved the model to {args.save}")
+    except KeyboardInterrupt as exc:
         progress.clear()
-        print(f"Interrupted during epoch {trainer.epoch + 1} after {trainer.step} steps.", flush=True)
+        by = f" by {exc.name}" if isinstance(exc, _Stopped) else ""
+        print(f"Interrupted{by} during epoch {trainer.epoch + 1} after {trainer.step} steps.", flush=True)
         if args.save:
             model.save(args.save)
-            print(f"Saved the weights reached so far to {args.save}")
-        return 130
+            print(f"Saved the weights reached so far to {args.save}", flush=True)
+        return _exit_status(exc)
     except DivergedError as exc:
         progress.clear()
         if args.save:
@@ -167,10 +209,6 @@ def train(args: argparse.Namespace) -> int:
             print(f"Saved the last finite weights (from before step {exc.step}) to {args.save}", flush=True)
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    seconds = time.perf_counter() - start
-    if args.save:
-        model.save(args.save)
-        print(f"Saved the model to {args.save}")
     if args.json:
         print(json.dumps({"model": args.model, "optimizer": args.optimizer, "lr": args.lr,
                           "batch_size": args.minibatch_size, "epochs": trainer.epoch,
@@ -214,9 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     except PycnnError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("Interrupted.", file=sys.stderr)
-        return 130
+        return _exit_status(exc)
 
 
 if __name__ == "__main__":
