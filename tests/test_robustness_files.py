@@ -146,7 +146,7 @@ def test_save_targets_that_must_not_be_replaced_are_refused_before_training(caps
     for save, words in save_cases(tmp_path, small_mnist):
         started = []
         with monkeypatch.context() as m:
-            m.setattr(pycnn.cli, "load_mnist", lambda *a: started.append(1))  # loading data = too late
+            m.setattr(pycnn.cli, "load_mnist", started.append)  # loading data = too late
             code, out, err = cli(capsys, "train", "--dataroot", small_mnist, "--epochs", "1", "--save", save)
         assert (code, out, started) == (1, "", []), (save, err)
         assert err.startswith("error: cannot save the model to ") and words in err and err.count("\n") == 1, err
@@ -154,6 +154,19 @@ def test_save_targets_that_must_not_be_replaced_are_refused_before_training(caps
     assert (tmp_path / "read-only.npz").read_bytes() == b"keep me"
     assert Path(small_mnist).read_bytes() == before
     assert os.stat("/dev/null").st_mode & 0o170000 == 0o020000  # still a character device
+
+
+def test_save_refuses_the_mnist_files_of_a_dataroot_folder(capsys, tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        (folder / name).write_bytes(b"the data")
+    save = folder / "train-images-idx3-ubyte.gz"
+    code, out, err = cli(capsys, "train", "--dataroot", str(folder), "--save", str(save))
+    assert (code, out) == (1, "")
+    assert err == f"error: cannot save the model to {save}: it is the input file {save}; choose another path\n"
+    assert save.read_bytes() == b"the data"
 
 
 def test_the_library_save_refuses_the_same_targets(tmp_path):
