@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -369,6 +370,17 @@ def test_user_files_in_a_site_survive_a_build_and_two_rebuilds(checkout, tmp_pat
     assert manifest["generator"] == "pycnn build_site"  # how the next build knows the folder is a pycnn site
 
 
+def test_a_site_built_before_the_generator_field_is_still_adopted(checkout, tmp_path):
+    root, cache = checkout
+    out = tmp_path / "site"
+    manifest = build_site.build(out, root=root, cache=cache)
+    del manifest["generator"]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    (out / "CNAME").write_text("digits.example.org\n")
+    assert build_site.build(out, root=root, cache=cache)["generator"] == "pycnn build_site"
+    assert (out / "CNAME").read_text() == "digits.example.org\n"
+
+
 def test_a_rebuild_never_overwrites_a_file_the_previous_build_did_not_write(checkout, tmp_path):
     root, cache = checkout
     out = tmp_path / "site"
@@ -413,6 +425,25 @@ def test_ctrl_c_during_a_first_build_leaves_nothing_and_exits_130(tmp_path, monk
     assert list(tmp_path.iterdir()) == []
     build_site.build(out)  # the next build is not refused
     assert (out / "manifest.json").is_file()
+
+
+def test_a_real_ctrl_c_exits_130_with_one_line_and_leaves_nothing(tmp_path):
+    cache = tmp_path / "cache"
+    shutil.copytree(ROOT / ".cache" / "pyodide", cache / "pyodide")  # no pycnn wheel: the build makes one
+    out = tmp_path / "site"
+    proc = subprocess.Popen([sys.executable, str(ROOT / "build_site.py"), "--out", str(out), "--cache", str(cache)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    try:
+        while "building the pycnn wheel" not in proc.stdout.readline():
+            assert proc.poll() is None, proc.stderr.read()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    assert err == "build_site: interrupted; no half-built site was left (build again to finish)\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["cache"]
+    assert not list(cache.glob("pycnn-wheel/.tmp-*"))  # pip's half-built wheel went too
 
 
 def test_ctrl_c_during_a_rebuild_leaves_the_previous_site(tmp_path, monkeypatch):
