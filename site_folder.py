@@ -11,6 +11,7 @@ user's notes) is kept, and reported.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
@@ -77,9 +78,10 @@ def _inside(rel: str) -> bool:
 class Staging:
     """A hidden sibling of ``out`` that receives every file of the build, then lands in ``out``.
 
-    A file the previous build wrote and that has not changed is hard-linked
-    from ``out`` instead of being copied again, so a rebuild stays quick and
-    keeps the file's mtime.
+    Files are staged by their path in the site (``rel``, POSIX). A file the
+    previous build wrote and that has not changed is hard-linked from ``out``
+    instead of being copied again, so a rebuild stays quick and keeps the
+    file's mtime.
     """
 
     def __init__(self, out: Path, previous: set[str] | None) -> None:
@@ -89,21 +91,70 @@ class Staging:
         self.dir.chmod(0o755)  # mkdtemp makes 0700; the site must be readable by any web server
         self.files: set[str] = set()
 
-    def path(self, rel: str) -> Path:
-        """Where the build writes ``rel``; the file becomes part of the site."""
+    def copy(self, src: Path, rel: str) -> bool:
+        """Stage src as rel (keeping mtime), reusing the previous build's copy if its size and mtime match."""
+        s, old = src.stat(), self._old(rel)
+        if old is not None:
+            d = old.stat()
+            if d.st_size == s.st_size and int(d.st_mtime) == int(s.st_mtime):
+                self._reuse(rel)
+                return False
+        shutil.copy2(src, self._new(rel))
+        return True
+
+    def copy_tree(self, src: Path, skip: tuple[str, ...] = ()) -> None:
+        """Stage every file under src but hidden ones, those in skip, and the site itself (an --out inside src)."""
+        for path in sorted(src.rglob("*")):
+            rel = path.relative_to(src)
+            if (path.is_file() and not any(part.startswith(".") for part in rel.parts)
+                    and rel.as_posix() not in skip and not path.is_relative_to(self.out)):
+                self.copy(path, rel.as_posix())
+
+    def gzip(self, src: Path, rel: str, stamps: dict) -> bool:
+        """Stage rel = gzip(src), reusing the previous build's file if `stamps` says it was made from this src.
+
+        stamps maps the file's path in the site to "<src size> <src mtime> <dst size> <dst mtime>"; it
+        is kept in the cache, not in the site, so nothing extra gets published.
+        """
+        s, old, key = src.stat(), self._old(rel), str(self.out / rel)
+        if old is not None:
+            d = old.stat()
+            if stamps.get(key) == f"{s.st_size} {int(s.st_mtime)} {d.st_size} {int(d.st_mtime)}":
+                self._reuse(rel)
+                return False
+        dst = self._new(rel)
+        with open(src, "rb") as fin, open(dst, "wb") as raw:
+            # mtime=0 and no file name keep the output byte-identical between builds.
+            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as fout:
+                shutil.copyfileobj(fin, fout, 1 << 20)
+        d = dst.stat()  # the rename into the site keeps size and mtime
+        stamps[key] = f"{s.st_size} {int(s.st_mtime)} {d.st_size} {int(d.st_mtime)}"
+        return True
+
+    def write(self, rel: str, text: str) -> None:
+        """Stage a file holding text (the previous build's file, untouched, if it holds the same)."""
+        old = self._old(rel)
+        if old is not None and old.read_text() == text:
+            self._reuse(rel)
+        else:
+            self._new(rel).write_text(text)
+
+    def staged(self, rel: str) -> Path:
+        """The staged file rel, to read."""
+        return self.dir / rel
+
+    def _new(self, rel: str) -> Path:
         self.files.add(rel)
         path = self.dir / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
-    def old(self, rel: str) -> Path | None:
-        """The previous build's file ``rel`` in ``out``, if there is one."""
+    def _old(self, rel: str) -> Path | None:
         path = self.out / rel
         return path if self.previous is not None and rel in self.previous and path.is_file() else None
 
-    def reuse(self, rel: str) -> None:
-        """Take the previous build's ``rel`` unchanged."""
-        old, new = self.old(rel), self.path(rel)
+    def _reuse(self, rel: str) -> None:
+        old, new = self._old(rel), self._new(rel)
         try:
             os.link(old, new)
         except OSError:  # no hard links here (another file system): copy

@@ -415,7 +415,7 @@ def test_ctrl_c_during_a_first_build_leaves_nothing_and_exits_130(tmp_path, monk
     def interrupted(*args):
         raise KeyboardInterrupt
     with monkeypatch.context() as m:
-        m.setattr(build_site, "gzip_if_changed", interrupted)  # half-way: the page and Pyodide are staged
+        m.setattr(build_site.Staging, "gzip", interrupted)  # half-way: the page and Pyodide are staged
         try:
             assert build_site.main(["--out", str(out)]) == 130
         except KeyboardInterrupt:
