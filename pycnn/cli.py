@@ -207,12 +207,14 @@ def train(args: argparse.Namespace) -> int:
                 model.save(args.save)
                 print(f"Saved the model to {args.save}")
     except KeyboardInterrupt as exc:
-        progress.clear()
-        by = f" by {exc.name}" if isinstance(exc, _Stopped) else ""
-        print(f"Interrupted{by} during epoch {trainer.epoch + 1} after {trainer.step} steps.", flush=True)
-        if args.save:
+        if args.save:  # first: after SIGHUP the terminal may be gone, and writing to it fails
             model.save(args.save)
-            print(f"Saved the weights reached so far to {args.save}", flush=True)
+        with contextlib.suppress(OSError):
+            progress.clear()
+            by = f" by {exc.name}" if isinstance(exc, _Stopped) else ""
+            print(f"Interrupted{by} during epoch {trainer.epoch + 1} after {trainer.step} steps.", flush=True)
+            if args.save:
+                print(f"Saved the weights reached so far to {args.save}", flush=True)
         return _exit_status(exc)
     except DivergedError as exc:
         progress.clear()

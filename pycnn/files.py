@@ -57,9 +57,9 @@ def check_save_target(path: PathLike, protect: Iterable[PathLike] = (), what: st
     found before the work starts.
     """
     where = os.fspath(path)
-    refuse = f"cannot save {what} to {where!r}" if not where.strip() else f"cannot save {what} to {where}"
     if not where.strip():
-        raise ConfigError(f"{refuse}: the path is empty; give a file name such as model.npz")
+        raise ConfigError(f"cannot save {what} to {where!r}: the path is empty; give a file name such as model.npz")
+    refuse = f"cannot save {what} to {where}"
     try:
         info = os.lstat(where)
     except (FileNotFoundError, NotADirectoryError):
