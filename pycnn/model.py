@@ -18,12 +18,14 @@ import json
 import os
 import zipfile
 import zlib
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
 from .data import to_float
 from .errors import ConfigError, ModelFormatError, ModelNotFoundError, PycnnError
+from .files import check_save_target, regular_file, write_atomic
 from .layers import Conv2D, Dense, Flatten, Layer, MaxPool2D, Param, ReLU, layer_from_config
 from .losses import softmax
 
@@ -191,17 +193,15 @@ class Sequential:
     def save(self, path: str | os.PathLike) -> None:
         """Write the model to ``path`` (a ``.npz`` file), atomically.
 
-        Raises :class:`ConfigError` if the file cannot be written; an
-        existing file at ``path`` is then left as it was.
+        Raises :class:`ConfigError` if the file cannot or must not be written
+        (see :func:`check_save_path`); an existing file at ``path`` is then
+        left as it was.
         """
         path = os.fspath(path)
-        tmp = path + ".tmp"
+        check_save_path(path)
         try:
-            with open(tmp, "wb") as f:
-                f.write(self.to_bytes())
-            os.replace(tmp, path)
+            write_atomic(path, self.to_bytes())
         except OSError as exc:
-            _remove_quietly(tmp)
             raise ConfigError(f"cannot save the model to {path}: {exc.strerror or exc}") from None
 
     def describe(self) -> str:
@@ -264,35 +264,14 @@ def build_model(name: str = "seed", **hparams: Any) -> Sequential:
         raise exc if isinstance(exc, PycnnError) else ConfigError(str(exc)) from None
 
 
-def check_save_path(path: str | os.PathLike) -> None:
-    """Fail now, with :class:`ConfigError`, if :meth:`Sequential.save` could not write ``path``.
+def check_save_path(path: str | os.PathLike, protect: Iterable[str | os.PathLike] = ()) -> None:
+    """Fail now, with :class:`ConfigError`, if :meth:`Sequential.save` could not or must not write ``path``.
 
-    Creates and removes the temporary file the save will use, so a folder
-    that does not exist or cannot be written is found before training.
+    See :func:`pycnn.files.check_save_target`: ``protect`` lists inputs (the
+    data file) the save must not overwrite, and the check creates and removes
+    a temporary file in the folder just as the save does.
     """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise ConfigError(f"cannot save the model to {path}: it is a folder; give a file name such as "
-                          f"{os.path.join(path, 'model.npz')}")
-    if not os.path.isdir(folder):
-        raise ConfigError(f"cannot save the model to {path}: the folder {folder} does not exist")
-    tmp = path + ".tmp"
-    try:
-        with open(tmp, "xb"):
-            pass
-    except FileExistsError:
-        return  # a leftover temporary file: the folder is writable and save will replace it
-    except OSError as exc:
-        raise ConfigError(f"cannot save the model to {path}: {exc.strerror or exc}") from None
-    _remove_quietly(tmp)
-
-
-def _remove_quietly(path: str) -> None:
-    try:
-        os.remove(path)
-    except OSError:
-        pass
+    check_save_target(path, protect)
 
 
 def _read_npz(source: str | os.PathLike | bytes | io.IOBase) -> dict[str, np.ndarray]:
@@ -301,8 +280,7 @@ def _read_npz(source: str | os.PathLike | bytes | io.IOBase) -> dict[str, np.nda
         where = os.fspath(source)
         if os.path.isdir(where):
             raise ModelNotFoundError(f"model file {where} is a folder; give the .npz file inside it")
-        if not os.path.isfile(where):
-            raise ModelNotFoundError(f"model file {where} not found")
+        regular_file(where, "model file", ModelNotFoundError)  # a FIFO would block the read forever
         try:
             with open(source, "rb") as f:
                 data = f.read()
