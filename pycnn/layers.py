@@ -348,6 +348,24 @@ LAYER_TYPES: dict[str, type[Layer]] = {
 }
 
 
+def count_params(config: dict) -> int:
+    """How many parameters the layer ``config`` describes, computed without building it.
+
+    Settings that are not whole numbers count as 0 (building the layer refuses them).
+    """
+    def n(key: str) -> int:
+        v = config.get(key)
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) and v == int(v)
+        return max(int(v), 0) if ok else 0
+
+    if config.get("type") == "Conv2D":
+        kw = n("kw") if config.get("kw") is not None else n("kh")
+        return (n("kh") * kw * n("in_ch") + 1) * n("out_ch")
+    if config.get("type") == "Dense":
+        return (n("in_features") + 1) * n("out_features")
+    return 0
+
+
 def layer_from_config(config: dict, rng: np.random.Generator | None = None) -> Layer:
     """Rebuild a layer (with fresh weights) from :meth:`Layer.config`."""
     config = dict(config)
