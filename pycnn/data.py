@@ -8,12 +8,13 @@ downloads, prints or caches, so the browser can use `parse_idx` on its buffers.
 
 from __future__ import annotations
 
+import os
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from .errors import DataFormatError, MissingDependencyError, MNISTNotFoundError
+from .errors import ConfigError, DataFormatError, MissingDependencyError, MNISTNotFoundError
 from .idx import parse_idx
 from .limits import data_array_problem
 from .npzfile import Archive
@@ -46,6 +47,8 @@ def load_mnist(path: str | Path | None = None) -> Split:
     """
     if path is None:
         return _load_from_search()
+    if not isinstance(path, (str, os.PathLike)):
+        raise ConfigError(f"load_mnist takes the path of a folder or file, got {type(path).__name__}")
     path = Path(path)
     if path.is_dir():
         split = _load_dir(path)

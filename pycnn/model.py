@@ -25,6 +25,7 @@ from .config import check_conv, whole_number
 from .data import to_float
 from .errors import ConfigError, ModelFormatError, ModelNotFoundError, PycnnError
 from .im2col import output_size
+from .inputs import check_images
 from .layers import Layer, Param, count_params, layer_from_config
 from .limits import MAX_SIDE, params_problem
 from .npzfile import Archive
@@ -139,22 +140,18 @@ class Sequential:
             dout = layer.backward(dout)
 
     def as_images(self, x: np.ndarray) -> np.ndarray:
-        """Accept (N, H, W) or (N, H, W, C), uint8 in [0, 255] or float in [0, 1]."""
-        x = np.asarray(x)
-        given = x.shape
+        """Float32 images (N, H, W, C) from uint8 0-255 or float [0, 1] ones that pycnn.inputs accepts."""
+        x = check_images(x, self.input_shape)
         if x.ndim == len(self.input_shape):
             x = x[..., None]
-        if x.shape[1:] != self.input_shape:
-            raise ValueError(f"expected images of shape (N, {', '.join(map(str, self.input_shape))}), got {given}")
         if x.dtype == np.uint8:
             return to_float(x)
         return x.astype(np.float32, copy=False)
 
     def predict_proba(self, x: np.ndarray, batch_size: int = 500) -> np.ndarray:
         """Class probabilities (N, K) for images, computed in chunks of ``batch_size``."""
-        if int(batch_size) != batch_size or batch_size < 1:
-            raise ValueError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
-        x = np.asarray(x)
+        batch_size = whole_number("batch_size", batch_size)
+        x = check_images(x, self.input_shape)
         out = np.empty((len(x), self.num_classes), dtype=np.float32)
         for start in range(0, len(x), batch_size):
             chunk = self.as_images(x[start : start + batch_size])
