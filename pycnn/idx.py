@@ -15,7 +15,7 @@ import zlib
 import numpy as np
 
 from .errors import DataFormatError
-from .limits import data_array_problem
+from .limits import data_array_problem, expansion_problem
 
 GZIP_MAGIC = b"\x1f\x8b"
 CHUNK = 1 << 20  # bytes decompressed at a time
@@ -90,6 +90,9 @@ def parse_idx(buf: bytes | bytearray | memoryview, name: str = "IDX buffer") -> 
         raise DataFormatError(f"{name}: named .gz but not gzip data (it starts with {bytes(data[:4]).hex()})")
     stream = _Inflater(data, name) if gz else _Raw(data)
     dims, header = _header(stream, name)
+    bomb = gz and expansion_problem(header + math.prod(dims), len(data))
+    if bomb:
+        raise DataFormatError(f"{name}: its gzip data {bomb}")
     body = np.empty(math.prod(dims), np.uint8)
     got = _fill(stream, memoryview(body))
     expected = f"{name}: header promises shape {dims} ({header + body.size} bytes)"

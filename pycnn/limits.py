@@ -17,6 +17,11 @@ MAX_SIDE = 1024                  # pixels along an image's height or width
 MAX_ARRAY_BYTES = 2**30          # bytes of one array of a data file (1 GiB: 1.3 million MNIST-size images)
 MAX_PARAMS = 50_000_000          # trainable numbers of a model (200 MB as float32)
 MAX_TRAINING_MEMORY = 4 * 2**30  # estimated bytes of one training step (see config.check_memory)
+# Real images and weights compress a few times at most (MNIST's gzip files: 4.8 times); an array
+# that would expand more than MAX_EXPANSION times, to over EXPANSION_FLOOR bytes, is refused
+# as a decompression bomb before it is expanded.
+MAX_EXPANSION = 100
+EXPANSION_FLOOR = 64 * 2**20
 
 DATA_BOUNDS = (f"pycnn reads at most {MAX_IMAGES:,} images of at most {MAX_SIDE}x{MAX_SIDE} pixels, "
                f"{MAX_ARRAY_BYTES / 2**30:g} GiB per array")
@@ -49,3 +54,12 @@ def params_problem(count: int) -> str | None:
         return None
     return (f"{count:,} parameters ({size(4 * count)} as float32, several times that to train); "
             f"pycnn builds models of at most {MAX_PARAMS:,} parameters")
+
+
+def expansion_problem(declared: int, compressed: int) -> str | None:
+    """Why ``compressed`` bytes said to expand to ``declared`` bytes look like a decompression bomb, or None."""
+    if declared <= EXPANSION_FLOOR or declared <= MAX_EXPANSION * compressed:
+        return None
+    return (f"would expand {compressed:,} compressed bytes to {size(declared)}, {declared / max(compressed, 1):,.0f} "
+            f"times; real data compresses far less: pycnn refuses more than {MAX_EXPANSION} times over "
+            f"{size(EXPANSION_FLOOR)} (a decompression bomb?)")

@@ -19,6 +19,7 @@ import numpy as np
 from numpy.lib import format as npy
 
 from .errors import PycnnError
+from .limits import expansion_problem
 
 MAX_MEMBERS = 1000       # arrays in one archive (a pycnn model has two per layer with weights)
 MAX_HEADER = 10_000      # bytes of one .npy header (numpy's own default limit)
@@ -60,30 +61,35 @@ class Archive:
         return [info.filename for info in self.members.values() if not info.filename.endswith(".npy")]
 
     def header(self, key: str) -> tuple[tuple[int, ...], np.dtype]:
-        """The shape and dtype member ``key`` declares, read from its header alone.
+        """The shape and dtype member ``key`` declares, read from its header alone; object arrays are refused."""
+        info = self.members[key]
+        try:
+            with self._zip.open(info) as f:
+                shape, dtype, _ = _read_header(f)
+        except DAMAGE as exc:
+            raise self.error(f"{self.where} is a corrupt .npz file: {info.filename} is damaged ({exc})") from None
+        if dtype.hasobject:
+            raise self.error(f"{self.where}: {key} holds Python objects (a pickle), which pycnn never loads")
+        return shape, dtype
 
-        Refuses object arrays (pickles), and a member whose size in the zip
-        directory is not its header plus the data it declares.
+    def read(self, key: str) -> np.ndarray:
+        """Member ``key``'s array, once the caller has checked its :meth:`header`.
+
+        Refuses a member whose size in the zip directory is not its header
+        plus the data it declares, or which would expand like a bomb.
         """
         info = self.members[key]
         try:
             with self._zip.open(info) as f:
                 shape, dtype, offset = _read_header(f)
-        except DAMAGE as exc:
-            raise self.error(f"{self.where} is a corrupt .npz file: {info.filename} is damaged ({exc})") from None
-        if dtype.hasobject:
-            raise self.error(f"{self.where}: {key} holds Python objects (a pickle), which pycnn never loads")
-        declared = offset + math.prod(shape) * dtype.itemsize
-        if info.file_size != declared:
-            raise self.error(f"{self.where} is a corrupt .npz file: {key} declares {declared:,} bytes "
-                             f"but its zip entry holds {info.file_size:,}")
-        return shape, dtype
-
-    def read(self, key: str) -> np.ndarray:
-        """Member ``key``'s array: call :meth:`header` and check it first."""
-        info = self.members[key]
-        try:
-            with self._zip.open(info) as f:
+                declared = offset + math.prod(shape) * dtype.itemsize
+                if info.file_size != declared:
+                    raise self.error(f"{self.where} is a corrupt .npz file: {key} declares {declared:,} bytes "
+                                     f"but its zip entry holds {info.file_size:,}")
+                bomb = expansion_problem(declared, info.compress_size)
+                if bomb:
+                    raise self.error(f"{self.where}: {key} {bomb}")
+                f.seek(0)
                 return npy.read_array(f, allow_pickle=False, max_header_size=MAX_HEADER)
         except DAMAGE as exc:
             raise self.error(f"{self.where} is a corrupt .npz file: {info.filename} is damaged ({exc})") from None
