@@ -11,7 +11,8 @@ import math
 from numbers import Real
 
 from .errors import ConfigError
-from .limits import MAX_TRAINING_MEMORY, size
+from .limits import MAX_TRAINING_MEMORY
+from .limits import size as _size
 
 
 def _shown(value: object) -> str:
@@ -58,9 +59,9 @@ def check_memory(num_params: int, activations: int, batch_size: int) -> None:
     estimate = 4 * (5 * num_params + 3 * batch_size * activations)
     if estimate > MAX_TRAINING_MEMORY:
         raise ConfigError(
-            f"these settings need about {size(estimate)} of memory to train ({num_params:,} parameters, "
+            f"these settings need about {_size(estimate)} of memory to train ({num_params:,} parameters, "
             f"{activations:,} activations per image, batch {batch_size}); pycnn trains within "
-            f"{size(MAX_TRAINING_MEMORY)}: use a smaller batch, fewer filters or smaller images")
+            f"{_size(MAX_TRAINING_MEMORY)}: use a smaller batch, fewer filters or smaller images")
 
 
 def check_conv(n_filter: object, h_filter: object, w_filter: object, stride: object, padding: object,

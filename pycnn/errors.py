@@ -11,7 +11,6 @@ still catch them.
 
 from __future__ import annotations
 
-
 MAX_MESSAGE = 1000  # characters: room for a few long paths, while a hostile file quoted stays readable
 
 

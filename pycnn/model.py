@@ -23,13 +23,13 @@ import numpy as np
 
 from .config import check_conv, whole_number
 from .data import to_float
-from .errors import ConfigError, ModelFormatError, ModelNotFoundError, PycnnError
+from .errors import ConfigError, ModelFormatError, ModelNotFoundError
 from .im2col import output_size
 from .inputs import check_images
 from .layers import Layer, Param, count_params, layer_from_config
 from .limits import MAX_SIDE, params_problem
-from .npzfile import Archive
 from .losses import softmax
+from .npzfile import Archive
 
 FORMAT = "pycnn-model"
 VERSION = 1

@@ -14,6 +14,7 @@ import math
 import os
 import zipfile
 import zlib
+from typing import Self
 
 import numpy as np
 from numpy.lib import format as npy
@@ -47,7 +48,7 @@ class Archive:
             raise error(f"{where} holds {len(infos):,} arrays; a pycnn .npz holds at most {MAX_MEMBERS:,}")
         self.members = {info.filename.removesuffix(".npy"): info for info in infos}
 
-    def __enter__(self) -> Archive:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

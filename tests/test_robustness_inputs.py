@@ -55,8 +55,8 @@ def test_predict_proba_accepts_the_unambiguous_layouts_of_a_batch():
     (X[0].ravel(), r"the shape \(784,\) of one image"),
     (np.zeros((2, 3, 28, 28), np.uint8), r"^images have shape \(2, 3, 28, 28\); this model takes \(N, 28, 28\)$"),
     (np.zeros((2, 27, 28), np.uint8), r"have shape \(2, 27, 28\)"),
-    (X[:3].astype(np.float32), r"^images are floats from \d+ to 255; pycnn takes uint8 pixels 0-255 or floats in "
-                               r"\[0, 1\]: divide them by 255$"),
+    (X[:3].astype(np.float32), (r"^images are floats from \d+ to 255; pycnn takes uint8 pixels 0-255 or floats in "
+                               r"\[0, 1\]: divide them by 255$")),
     (X[:3] / 255.0 - 0.5, r"from -0.5 to 0.5; .*: scale them into \[0, 1\]"),
     (np.full((2, 28, 28), np.nan, np.float32), r"from nan to nan"),
     (X[:3].astype(np.int64), r"^images are int64; .*: convert with x.astype\(np.uint8\)$"),
@@ -80,8 +80,8 @@ def test_fit_refuses_float_pixels_on_the_0_255_scale_and_lists():
 
 
 @pytest.mark.parametrize("labels, message", [
-    (Y.astype(np.float64), r"^training set labels must be whole numbers 0..9, got float64; convert whole-valued "
-                           r"floats with y.astype\(int\)$"),
+    (Y.astype(np.float64), (r"^training set labels must be whole numbers 0..9, got float64; convert whole-valued "
+                           r"floats with y.astype\(int\)$")),
     (Y - 1, r"^training set labels go from -1 to 8, outside the model's classes 0..9$"),
     (Y + 1, r"go from 1 to 10, outside the model's classes 0..9"),
     (Y.astype(str), r"must be whole numbers 0..9, got <U"),
@@ -140,12 +140,12 @@ def test_build_model_runs_the_same_convolution_checks_as_the_cli(capsys):
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--n_filter", "100000"], "the seed model with these settings has 581,000,010 parameters (2.3 GB as float32, "
-                               "several times that to train); pycnn builds models of at most 50,000,000 parameters"),
+    (["--n_filter", "100000"], ("the seed model with these settings has 581,000,010 parameters (2.3 GB as float32, "
+                               "several times that to train); pycnn builds models of at most 50,000,000 parameters")),
     (["--img_height", "100000"], "the seed model with these settings has 767,970,890 parameters"),
     (["--n_filter", "2000", "--minibatch_size", "128"],
-     "these settings need about 5.5 GB of memory to train (11,620,010 parameters, 3,456,010 activations per image, "
-     "batch 128); pycnn trains within 4.3 GB: use a smaller batch, fewer filters or smaller images"),
+     ("these settings need about 5.5 GB of memory to train (11,620,010 parameters, 3,456,010 activations per image, "
+     "batch 128); pycnn trains within 4.3 GB: use a smaller batch, fewer filters or smaller images")),
     (["--model", "lenet", "--img_height", "3000", "--img_width", "3000"], "the lenet model with these settings has 2,291,743,050"),
 ])
 def test_sizes_that_would_not_fit_in_memory_are_refused_before_the_data_loads(capsys, flags, message):
@@ -250,7 +250,7 @@ def test_a_loss_that_explodes_without_becoming_nan_is_a_divergence():
     with np.errstate(all="ignore"), pytest.raises(errors.DivergedError) as info:
         pycnn.fit(model, X, Y, lr=1e6, batch_size=8, epochs=3)
     message = str(info.value)
-    assert message.startswith(f"training diverged: the loss reached ") and "far above its start" in message
+    assert message.startswith("training diverged: the loss reached ") and "far above its start" in message
     assert "lower the learning rate (it is 1e+06), for example to 100000" in message
     assert all(np.isfinite(p.value).all() for p in model.params())
 
