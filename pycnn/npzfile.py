@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import tokenize
 import zipfile
 import zlib
 from typing import Self
@@ -24,9 +25,10 @@ from .limits import expansion_problem
 
 MAX_MEMBERS = 1000       # arrays in one archive (a pycnn model has two per layer with weights)
 MAX_HEADER = 10_000      # bytes of one .npy header (numpy's own default limit)
-# What zipfile and numpy raise for damaged archives, depending on where the damage is.
+# What zipfile and numpy raise for damaged archives, depending on where the damage is (numpy
+# parses a damaged .npy header with tokenize, which raises TokenError or SyntaxError).
 DAMAGE = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError, RuntimeError,
-          KeyError, OverflowError)
+          KeyError, OverflowError, SyntaxError, tokenize.TokenError)
 
 
 class Archive:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -265,3 +266,17 @@ def test_the_cli_reports_an_exploding_loss(capsys, tmp_path):
 def test_an_ordinary_run_is_not_a_divergence():
     history = pycnn.fit(small_model(), X, Y, lr=0.01, batch_size=8, epochs=3)
     assert len(history) == 3
+
+
+def test_an_npy_header_cut_inside_its_shape_is_a_damaged_member():
+    """numpy parses the header with tokenize, whose TokenError is not a ValueError."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(small_model().to_bytes())) as zin, zipfile.ZipFile(buf, "w") as zout:
+        for name in zin.namelist():
+            data = zin.read(name)
+            if name == "conv1.b.npy":
+                header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (2,".ljust(118) + b"\n"
+                data = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + data[128:]
+            zout.writestr(name, data)
+    with pytest.raises(errors.ModelFormatError, match=r"^the model data is a corrupt .npz file: conv1.b.npy is damaged"):
+        pycnn.load_model(buf.getvalue())
