@@ -14,6 +14,7 @@ follows one protocol:
 
 from __future__ import annotations
 
+import math
 import sys
 
 import numpy as np
@@ -348,8 +349,8 @@ LAYER_TYPES: dict[str, type[Layer]] = {
 }
 
 
-def count_params(config: dict) -> int:
-    """How many parameters the layer ``config`` describes, computed without building it.
+def param_shapes(config: dict) -> dict[str, Shape]:
+    """The shape of each parameter, by name, of the layer ``config`` describes, without building it.
 
     Settings that are not whole numbers count as 0 (building the layer refuses them).
     """
@@ -359,11 +360,17 @@ def count_params(config: dict) -> int:
         return max(int(v), 0) if ok else 0
 
     if config.get("type") == "Conv2D":
-        kw = n("kw") if config.get("kw") is not None else n("kh")
-        return (n("kh") * kw * n("in_ch") + 1) * n("out_ch")
+        kh = n("kh")
+        kw = kh if config.get("kw") is None else n("kw")
+        return {"W": (kh, kw, n("in_ch"), n("out_ch")), "b": (n("out_ch"),)}
     if config.get("type") == "Dense":
-        return (n("in_features") + 1) * n("out_features")
-    return 0
+        return {"W": (n("in_features"), n("out_features")), "b": (n("out_features"),)}
+    return {}
+
+
+def count_params(configs: list[dict]) -> int:
+    """How many parameters the layers ``configs`` describe, computed without building them."""
+    return sum(math.prod(shape) for config in configs for shape in param_shapes(config).values())
 
 
 def layer_from_config(config: dict, rng: np.random.Generator | None = None) -> Layer:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import inspect
 import io
 import json
+import math
 import os
 from typing import Any
 
@@ -26,7 +27,7 @@ from .data import to_float
 from .errors import ConfigError, ModelFormatError, ModelNotFoundError
 from .im2col import output_size
 from .inputs import check_images
-from .layers import Layer, Param, count_params, layer_from_config
+from .layers import LAYER_TYPES, Layer, Param, count_params, layer_from_config, param_shapes
 from .limits import MAX_SIDE, params_problem
 from .losses import softmax
 from .npzfile import Archive
@@ -37,13 +38,13 @@ MAX_LAYERS = 500              # layers of a model file's architecture
 MAX_ARCHITECTURE = 1_000_000  # characters of its JSON
 
 
-def _layer_names(layers: list[Layer]) -> list[str]:
-    """Readable, unique names: conv1, relu1, pool1, flatten1, dense1, ..."""
+def _layer_names(types: list[str]) -> list[str]:
+    """Readable, unique names for layers of these types: conv1, relu1, pool1, flatten1, dense1, ..."""
     short = {"Conv2D": "conv", "ReLU": "relu", "MaxPool2D": "pool", "Flatten": "flatten", "Dense": "dense"}
     counts: dict[str, int] = {}
     names = []
-    for layer in layers:
-        base = short.get(type(layer).__name__, type(layer).__name__.lower())
+    for kind in types:
+        base = short.get(kind, kind.lower())
         counts[base] = counts.get(base, 0) + 1
         names.append(f"{base}{counts[base]}")
     return names
@@ -64,7 +65,7 @@ class Sequential:
         self.layers = list(layers)
         self.input_shape = tuple(int(s) for s in input_shape)
         self.preset = preset
-        self.names = _layer_names(self.layers)
+        self.names = _layer_names([type(layer).__name__ for layer in self.layers])
         self.shapes = self._infer_shapes()
         for layer in self.layers:
             layer.input_grad = True
@@ -272,7 +273,7 @@ def build_model(name: str = "seed", seed: int | None = 0, **hparams: Any) -> Seq
         layers = PRESETS[name](**hparams)
     except ValueError as exc:  # a layer that does not fit, said by the layer
         raise ConfigError(str(exc)) from None
-    problem = params_problem(sum(count_params(c) for c in layers))
+    problem = params_problem(count_params(layers))
     if problem:
         raise ConfigError(f"the {name} model with these settings has {problem}")
     rng = np.random.default_rng(seed)
@@ -367,6 +368,7 @@ def load_model(source: str | os.PathLike | bytes | io.IOBase,
         if input_shape is not None and tuple(arch["input_shape"]) != tuple(input_shape):
             raise ModelFormatError(f"this model takes images of shape {tuple(arch['input_shape'])}, "
                                    f"not {tuple(input_shape)}")
+        _check_declared_weights(arch["layers"], archive)  # before building: a file cannot ask for what it lacks
         try:
             layers = [layer_from_config(c) for c in arch["layers"]]
             model = Sequential(layers, tuple(arch["input_shape"]), arch.get("preset"))
@@ -404,7 +406,11 @@ def _read_architecture(archive: Archive) -> dict[str, Any]:
     if not isinstance(shape, list) or len(shape) != 3 or not all(isinstance(s, int) and 0 < s <= MAX_SIDE for s in shape):
         raise ModelFormatError(f"the model's architecture is invalid: input_shape must be [H, W, C], each a whole "
                                f"number from 1 to {MAX_SIDE}, got {shape!r}")
-    problem = params_problem(sum(count_params(c) for c in layers))
+    unknown = [c.get("type") for c in layers if not isinstance(c.get("type"), str) or c["type"] not in LAYER_TYPES]
+    if unknown:
+        raise ModelFormatError(f"the model's architecture is invalid: unknown layer type {unknown[0]!r}; "
+                               f"known: {', '.join(LAYER_TYPES)}")
+    problem = params_problem(count_params(layers))
     if problem:
         raise ModelFormatError(f"the model file asks for {problem}")
     return arch
@@ -445,22 +451,41 @@ def _check_preset_layers(arch: dict[str, Any]) -> None:
                                f"{name}'s for its hyperparameters")
 
 
-def _assign_weights(model: Sequential, archive: Archive) -> None:
-    """Each array, read after its declared shape is checked, as float32 weights; finite after the cast."""
-    params = model.params()
-    names = set(archive.members) - {"architecture"}
-    missing = [p.name for p in params if p.name not in names]
-    extra = sorted(names - {p.name for p in params})
+def _check_declared_weights(layers: list[dict], archive: Archive) -> None:
+    """Every weight array the layer configs call for is there, none else, and none declares more
+    numbers than its layer needs or expands like a bomb.
+
+    Read from the zip directory and the ``.npy`` headers alone, before the
+    model is built; the exact shapes are compared once it is (its layers
+    check their settings first).
+    """
+    names = _layer_names([c["type"] for c in layers])
+    expected = {f"{name}.{key}": shape for name, c in zip(names, layers) for key, shape in param_shapes(c).items()}
+    present = set(archive.members) - {"architecture"}
+    missing = [name for name in expected if name not in present]
+    extra = sorted(present - set(expected))
     if missing or extra:
         raise ModelFormatError(f"the weights do not match the architecture: missing {missing or 'none'}, "
                                f"unexpected {extra or 'none'}")
-    for p in params:
-        shape, dtype = archive.header(p.name)
-        if shape != p.value.shape:
-            raise ModelFormatError(f"weights {p.name} have shape {shape}, "
-                                   f"but the architecture needs {p.value.shape}")
-        if dtype.kind != "f":
-            raise ModelFormatError(f"weights {p.name} are not finite floating-point numbers (they are {dtype})")
+    for name, shape in expected.items():
+        declared, _ = archive.header(name)
+        if math.prod(declared) > math.prod(shape):
+            raise ModelFormatError(f"weights {name} have shape {declared}, but the architecture needs {shape}")
+        archive.check_size(name)
+
+
+def _check_weight_header(archive: Archive, name: str, shape: tuple[int, ...]) -> None:
+    declared, dtype = archive.header(name)
+    if declared != shape:
+        raise ModelFormatError(f"weights {name} have shape {declared}, but the architecture needs {shape}")
+    if dtype.kind != "f":
+        raise ModelFormatError(f"weights {name} are not finite floating-point numbers (they are {dtype})")
+
+
+def _assign_weights(model: Sequential, archive: Archive) -> None:
+    """Each array, read after its declared shape is checked, as float32 weights; finite after the cast."""
+    for p in model.params():
+        _check_weight_header(archive, p.name, p.value.shape)
         raw = archive.read(p.name)
         with np.errstate(over="ignore"):  # a float64 beyond float32's range becomes inf, refused below
             value = raw.astype(np.float32)

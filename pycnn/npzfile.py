@@ -75,24 +75,29 @@ class Archive:
             raise self.error(f"{self.where}: {key} holds Python objects (a pickle), which pycnn never loads")
         return shape, dtype
 
-    def read(self, key: str) -> np.ndarray:
-        """Member ``key``'s array, once the caller has checked its :meth:`header`.
-
-        Refuses a member whose size in the zip directory is not its header
-        plus the data it declares, or which would expand like a bomb.
-        """
+    def check_size(self, key: str) -> None:
+        """Refuse member ``key`` if its size in the zip directory is not its header plus the data
+        it declares, or if it would expand like a decompression bomb (pycnn.limits)."""
         info = self.members[key]
         try:
             with self._zip.open(info) as f:
                 shape, dtype, offset = _read_header(f)
-                declared = offset + math.prod(shape) * dtype.itemsize
-                if info.file_size != declared:
-                    raise self.error(f"{self.where} is a corrupt .npz file: {key} declares {declared:,} bytes "
-                                     f"but its zip entry holds {info.file_size:,}")
-                bomb = expansion_problem(declared, info.compress_size)
-                if bomb:
-                    raise self.error(f"{self.where}: {key} {bomb}")
-                f.seek(0)
+        except DAMAGE as exc:
+            raise self.error(f"{self.where} is a corrupt .npz file: {info.filename} is damaged ({exc})") from None
+        declared = offset + math.prod(shape) * dtype.itemsize
+        if info.file_size != declared:
+            raise self.error(f"{self.where} is a corrupt .npz file: {key} declares {declared:,} bytes "
+                             f"but its zip entry holds {info.file_size:,}")
+        bomb = expansion_problem(declared, info.compress_size)
+        if bomb:
+            raise self.error(f"{self.where}: {key} {bomb}")
+
+    def read(self, key: str) -> np.ndarray:
+        """Member ``key``'s array, once the caller has checked its :meth:`header`; checks its size first."""
+        self.check_size(key)
+        info = self.members[key]
+        try:
+            with self._zip.open(info) as f:
                 return npy.read_array(f, allow_pickle=False, max_header_size=MAX_HEADER)
         except DAMAGE as exc:
             raise self.error(f"{self.where} is a corrupt .npz file: {info.filename} is damaged ({exc})") from None

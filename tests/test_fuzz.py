@@ -350,3 +350,11 @@ def test_an_npz_of_twenty_thousand_members_is_refused_from_its_directory():
     bomb = zip_of_members({f"w{i}.npy": b"" for i in range(20_000)})
     message = refused_within_peak(lambda: load_model(bomb))
     assert message == "the model data holds 20,000 arrays; a pycnn .npz holds at most 1,000"
+
+
+def test_a_large_architecture_without_its_weights_is_refused_before_building_it():
+    """Dense(784, 50,000): 39 million parameters, within the bound, but the file holds no weights."""
+    arch = {"format": "pycnn-model", "version": 1, "input_shape": [28, 28, 1], "preset": None,
+            "layers": [{"type": "Flatten"}, {"type": "Dense", "in_features": 784, "out_features": 50_000}]}
+    message = refused_within_peak(lambda: load_model(with_architecture(arch)))
+    assert message == "the weights do not match the architecture: missing ['dense1.W', 'dense1.b'], unexpected none"
