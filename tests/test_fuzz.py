@@ -324,13 +324,13 @@ def with_architecture(arch: dict, weights: dict[str, bytes] | None = None) -> by
 
 
 def test_a_model_file_asking_for_a_huge_preset_is_refused_before_building_it():
-    """A seed model of 40,000 filters: 270 million parameters, from a file without weights."""
+    """A seed model of 40,000 filters: 232 million parameters, from a file without weights."""
     model = pycnn.build_model("seed", n_filter=2)
     arch = model.architecture()
     arch["preset"]["hparams"]["n_filter"] = 40_000
-    arch["layers"][0]["out_ch"], arch["layers"][3]["in_features"] = 40_000, 26 * 26 * 40_000
+    arch["layers"][0]["out_ch"], arch["layers"][3]["in_features"] = 40_000, 24 * 24 * 40_000
     message = refused_within_peak(lambda: load_model(with_architecture(arch)))
-    assert message == ("the model file asks for 272,400,010 parameters (1.1 GB as float32, several times that to "
+    assert message == ("the model file asks for 232,400,010 parameters (929.6 MB as float32, several times that to "
                        "train); pycnn builds models of at most 50,000,000 parameters")
 
 
