@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 import zipfile
 from pathlib import Path
 
@@ -150,10 +149,8 @@ def test_build_model_runs_the_same_convolution_checks_as_the_cli(capsys):
     (["--model", "lenet", "--img_height", "3000", "--img_width", "3000"], "the lenet model with these settings has 2,291,743,050"),
 ])
 def test_sizes_that_would_not_fit_in_memory_are_refused_before_the_data_loads(capsys, flags, message):
-    start = time.perf_counter()
     # /nowhere has no data: refusing the settings first is the only way to exit with this message
     assert user_error(capsys, "train", *flags, "--dataroot", "/nowhere").startswith(message)
-    assert time.perf_counter() - start < 30  # not building a 581M-parameter model (48 s before)
 
 
 @pytest.mark.parametrize("flags, message", [
