@@ -115,7 +115,8 @@ def check_sources(root: Path) -> None:
     if not (root / "pycnn" / "__init__.py").is_file():
         raise BuildError(f"{root / 'pycnn' / '__init__.py'} not found: run build_site.py from a pycnn checkout")
     if not (root / "third_party" / "pyodide" / "LICENSE").is_file():
-        raise BuildError(f"{root / 'third_party' / 'pyodide' / 'LICENSE'} not found: run build_site.py from a pycnn checkout")
+        raise BuildError(f"{root / 'third_party' / 'pyodide' / 'LICENSE'} not found: "
+                         "run build_site.py from a pycnn checkout")
     if not (root / "web" / "index.html").is_file():
         raise BuildError(f"{root / 'web' / 'index.html'} not found: run build_site.py from a pycnn checkout")
 
@@ -409,8 +410,8 @@ def build(out: Path, *, root: Path = ROOT, cache: Path | None = None) -> dict:
 
     pretrained = "pretrained.npz" if (out / "pretrained.npz") in written else None
     if pretrained is None:
-        log("warning: static/pretrained.npz not found; the page will show an error until you create it with "
-            "`python -m pycnn train --model lenet --optimizer adam --lr 0.001 --epochs 2 --save static/pretrained.npz`")
+        log("warning: static/pretrained.npz not found; the page will show an error until you create it "
+            "(see 'Rebuilding the pretrained weights' in CONTRIBUTING.md)")
     manifest = {
         "pycnn_version": pycnn_wheel.name.split("-")[1],
         "pycnn_wheel": pycnn_wheel.name,

@@ -63,7 +63,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="multiply the learning rate by this after every epoch (default 1: constant)")
     train.add_argument("--seed", type=int, default=0, help="random seed for weights and shuffling (default 0)")
     train.add_argument("--limit", type=int, default=None, help="train on the first N images only (all if N is larger)")
-    train.add_argument("--save", default=None, metavar="PATH", help="save the trained model (.npz); checked before training starts")
+    train.add_argument("--save", default=None, metavar="PATH",
+                       help="save the trained model (.npz); checked before training starts")
     train.add_argument("--json", action="store_true", help="end with one JSON line of results")
 
     ev = sub.add_parser("evaluate", help="test accuracy and confusion matrix of a saved model")

@@ -68,7 +68,7 @@ def mnist_from_idx_buffers(
     Returns (x_train, y_train, x_test, y_test) exactly as `load_mnist` does,
     after the same checks; errors name the buffer by its argument name.
     """
-    buffers = dict(zip(IDX_FILES, (x_train, y_train, x_test, y_test)))
+    buffers = dict(zip(IDX_FILES, (x_train, y_train, x_test, y_test), strict=True))
     return _split_from_idx({key: parse_idx(b, name=key) for key, b in buffers.items()}, source="IDX buffers")
 
 

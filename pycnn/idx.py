@@ -112,7 +112,8 @@ def _header(stream: _Inflater | _Raw, name: str) -> tuple[tuple[int, ...], int]:
     if len(magic) < 4 or magic[:2] != b"\x00\x00":
         raise DataFormatError(f"{name}: not an IDX file (bad magic number {magic.hex() or 'empty'})")
     if magic[2] != 0x08:
-        raise DataFormatError(f"{name}: IDX element type 0x{magic[2]:02x} unsupported; MNIST uses unsigned bytes (0x08)")
+        raise DataFormatError(f"{name}: IDX element type 0x{magic[2]:02x} unsupported; "
+                              "MNIST uses unsigned bytes (0x08)")
     ndim = magic[3]
     if ndim not in (1, 3):
         raise DataFormatError(f"{name}: IDX file has {ndim} dimensions; expected 1 (labels) or 3 (images)")

@@ -84,7 +84,7 @@ def filter_images(model: Sequential, rgba: bool = True) -> dict | None:
     channels shows their mean. Returns an image block plus ``"layer"`` (its
     name) and ``"scale"`` (F floats: each filter's ``m``).
     """
-    found = [(name, layer) for name, layer in zip(model.names, model.layers) if isinstance(layer, Conv2D)]
+    found = [(name, layer) for name, layer in zip(model.names, model.layers, strict=True) if isinstance(layer, Conv2D)]
     if not found:
         return None
     name, conv = found[0]
@@ -206,7 +206,7 @@ class Evaluator:
         code = self.y * k + self.pred
         order = np.argsort(code, kind="stable")  # by cell, then by index
         bounds = np.searchsorted(code[order], np.arange(k * k + 1))
-        flat = [order[a : min(b, a + self.cell_limit)].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
+        flat = [order[a : min(b, a + self.cell_limit)].tolist() for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
         return [flat[t * k : (t + 1) * k] for t in range(k)]
 
     def _gallery(self) -> list[dict]:
@@ -354,7 +354,7 @@ def model_summary(model: Sequential) -> dict:
     """
     layers = [{"name": name, "type": type(layer).__name__, "output_shape": list(shape),
                "params": int(sum(p.value.size for p in layer.params()))}
-              for name, layer, shape in zip(model.names, model.layers, model.shapes)]
+              for name, layer, shape in zip(model.names, model.layers, model.shapes, strict=True)]
     return {"name": model.spec["name"], "hparams": dict(model.spec.get("hparams", {})),
             "params": sum(layer["params"] for layer in layers), "input_shape": list(model.input_shape),
             "num_classes": model.num_classes, "layers": layers}

@@ -70,14 +70,14 @@ class Sequential:
         for layer in self.layers:
             layer.input_grad = True
         self.layers[0].input_grad = False
-        for name, layer in zip(self.names, self.layers):
+        for name, layer in zip(self.names, self.layers, strict=True):
             for p in layer.params():
                 p.name = f"{name}.{p.name.rsplit('.', 1)[-1]}"
 
     def _infer_shapes(self) -> list[tuple[int, ...]]:
         """Output shape (without N) of every layer; raises if one does not fit."""
         shapes, shape = [], self.input_shape
-        for name, layer in zip(self.names, self.layers):
+        for name, layer in zip(self.names, self.layers, strict=True):
             try:
                 shape = tuple(layer.output_shape(shape))
             except ValueError as exc:
@@ -109,12 +109,12 @@ class Sequential:
 
     def set_flat_params(self, flat: np.ndarray) -> None:
         """Copy a vector (P,) from :meth:`flat_params` into the parameters' values, in place."""
-        for p, part in zip(self.params(), self._split(flat)):
+        for p, part in zip(self.params(), self._split(flat), strict=True):
             p.value[...] = part
 
     def set_flat_grads(self, flat: np.ndarray) -> None:
         """Make a vector (P,) laid out as :meth:`flat_grads` the parameters' gradients."""
-        for p, part in zip(self.params(), self._split(flat)):
+        for p, part in zip(self.params(), self._split(flat), strict=True):
             p.grad = part.copy()
 
     def _split(self, flat: np.ndarray) -> list[np.ndarray]:
@@ -166,7 +166,7 @@ class Sequential:
     def activations(self, x: np.ndarray) -> list[tuple[str, np.ndarray]]:
         """Every layer's output for images ``x``, as ``(layer name, array)`` pairs."""
         out, h = [], self.as_images(x)
-        for name, layer in zip(self.names, self.layers):
+        for name, layer in zip(self.names, self.layers, strict=True):
             h = layer.forward(h, training=False)
             out.append((name, h))
         return out
@@ -210,7 +210,7 @@ class Sequential:
     def describe(self) -> str:
         """One line per layer: name, type, output shape, parameter count."""
         lines = []
-        for name, layer, shape in zip(self.names, self.layers, self.shapes):
+        for name, layer, shape in zip(self.names, self.layers, self.shapes, strict=True):
             count = sum(p.value.size for p in layer.params())
             lines.append(f"{name:<9} {type(layer).__name__:<10} -> {str(shape):<14} {count:>8,} params")
         return "\n".join(lines)
@@ -400,10 +400,11 @@ def _read_architecture(archive: Archive) -> dict[str, Any]:
     _check_version(arch.get("version", 1))
     _check_preset(arch.get("preset"))
     layers, shape = arch.get("layers"), arch.get("input_shape")
-    if not isinstance(layers, list) or not 0 < len(layers) <= MAX_LAYERS or not all(isinstance(c, dict) for c in layers):
+    if not (isinstance(layers, list) and 0 < len(layers) <= MAX_LAYERS and all(isinstance(c, dict) for c in layers)):
         raise ModelFormatError(f"the model's architecture is invalid: layers must be a list of 1 to {MAX_LAYERS} "
                                "layer settings")
-    if not isinstance(shape, list) or len(shape) != 3 or not all(isinstance(s, int) and 0 < s <= MAX_SIDE for s in shape):
+    sides_ok = isinstance(shape, list) and len(shape) == 3 and all(isinstance(s, int) for s in shape)
+    if not sides_ok or not all(0 < s <= MAX_SIDE for s in shape):
         raise ModelFormatError(f"the model's architecture is invalid: input_shape must be [H, W, C], each a whole "
                                f"number from 1 to {MAX_SIDE}, got {shape!r}")
     unknown = [c.get("type") for c in layers if not isinstance(c.get("type"), str) or c["type"] not in LAYER_TYPES]
@@ -460,7 +461,8 @@ def _check_declared_weights(layers: list[dict], archive: Archive) -> None:
     check their settings first).
     """
     names = _layer_names([c["type"] for c in layers])
-    expected = {f"{name}.{key}": shape for name, c in zip(names, layers) for key, shape in param_shapes(c).items()}
+    expected = {f"{name}.{key}": shape
+                for name, c in zip(names, layers, strict=True) for key, shape in param_shapes(c).items()}
     present = set(archive.members) - {"architecture"}
     missing = [name for name in expected if name not in present]
     extra = sorted(present - set(expected))

@@ -68,7 +68,7 @@ class Momentum(Optimizer):
         self.velocity = [np.zeros_like(p.value) for p in self.params]
 
     def step(self) -> None:
-        for p, v in zip(self.params, self.velocity):
+        for p, v in zip(self.params, self.velocity, strict=True):
             g = self.gradient(p)
             v *= self.momentum
             v -= self.lr * g
@@ -106,7 +106,7 @@ class Adam(Optimizer):
         # lr * m_hat / (sqrt(v_hat) + eps) == (lr * sqrt(c2) / c1) * m / (sqrt(v) + eps * sqrt(c2)):
         # one division pass over the weights fewer (0.1-0.17 ms per step in Pyodide, about 10%).
         scale, eps = self.lr * math.sqrt(c2) / c1, self.eps * math.sqrt(c2)
-        for p, m, v in zip(self.params, self.m, self.v):
+        for p, m, v in zip(self.params, self.m, self.v, strict=True):
             g = self.gradient(p)
             m *= self.beta1
             m += (1 - self.beta1) * g

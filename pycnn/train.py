@@ -202,7 +202,7 @@ class Trainer:
                 self._first_loss = loss
             if not math.isfinite(loss) or loss > self._loss_limit():
                 self._diverged(loss)
-            for p, previous in zip(self._params, self._previous):
+            for p, previous in zip(self._params, self._previous, strict=True):
                 np.copyto(previous, p.value)
             self.optimizer.step()
             self.step += 1
@@ -241,7 +241,7 @@ class Trainer:
         weights from before it, kept by ``apply_gradients``, come back.
         """
         if not all(np.isfinite(p.value).all() for p in self._params):
-            for p, previous in zip(self._params, self._previous):
+            for p, previous in zip(self._params, self._previous, strict=True):
                 np.copyto(p.value, previous)
         lr = self.optimizer.lr
         became = f"became {loss}" if not math.isfinite(loss) else f"reached {loss:.3g}"

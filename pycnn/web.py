@@ -25,8 +25,8 @@ from .config import check_conv, check_limit, check_training
 from .errors import ConfigError, DataFormatError, DivergedError
 from .model import Sequential, build_model, load_model
 from .optim import OPTIMIZERS, make_optimizer
-from .preprocess import preprocess_digit
 from .parallel import ShardSchedule
+from .preprocess import preprocess_digit
 from .train import Trainer
 
 IMAGE_SHAPE = (28, 28)
@@ -98,7 +98,8 @@ def _buffer(data: Any, what: str) -> np.ndarray:
     try:
         return np.frombuffer(data, dtype=np.uint8)
     except TypeError:
-        raise ValueError(f"{what} must be bytes-like (a Uint8Array in the browser), got {type(data).__name__}") from None
+        raise ValueError(f"{what} must be bytes-like (a Uint8Array in the browser), "
+                         f"got {type(data).__name__}") from None
 
 
 def _shape(shape: Any, what: str) -> tuple[int, ...]:
@@ -205,7 +206,7 @@ def _build(config: dict) -> Sequential:
 def _macs_per_image(model: Sequential) -> int:
     """Forward multiply-adds for one image: conv and dense layers only."""
     total = 0
-    for layer, out in zip(model.layers, model.shapes):
+    for layer, out in zip(model.layers, model.shapes, strict=True):
         weights = [p.value for p in layer.params() if p.value.ndim > 1]
         if weights:  # each output position costs one multiply-add per weight
             total += math.prod(out[:-1]) * weights[0].size

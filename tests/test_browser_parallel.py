@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from playwright import sync_api as playwright_api
+
 from test_browser import choose, stop_within_two_seconds, worker_named
 from test_browser_insight import wait_for_evaluation
 
@@ -115,7 +116,8 @@ def test_stop_halts_a_run_of_two_workers_within_two_seconds(visit):
 
 def test_a_worker_that_dies_mid_run_leaves_the_run_to_the_first_one(visit):
     page = start_a_longer_run_of_two_workers(visit, "2")
-    worker_named(page, "pycnn worker 2").evaluate("setTimeout(() => { throw new Error('injected crash'); })")  # an uncaught error: the page closes it
+    # An uncaught error: the page closes the worker.
+    worker_named(page, "pycnn worker 2").evaluate("setTimeout(() => { throw new Error('injected crash'); })")
     visit.wait_for_state("ready", 120_000)
     assert "Done" in visit.message(), visit.message()
     note = page.inner_text("#workers-note")

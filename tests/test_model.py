@@ -60,7 +60,7 @@ def test_lenet_preset_shapes_and_parameters():
 
 def test_presets_are_seeded():
     a, b, c = build_model("seed", seed=1), build_model("seed", seed=1), build_model("seed", seed=2)
-    for pa, pb in zip(a.params(), b.params()):
+    for pa, pb in zip(a.params(), b.params(), strict=True):
         np.testing.assert_array_equal(pa.value, pb.value)
     assert not np.array_equal(a.params()[0].value, c.params()[0].value)
 
@@ -152,7 +152,8 @@ def test_activations_are_named():
 
 # -- save and load ---------------------------------------------------------------
 
-@pytest.mark.parametrize("name, hparams", [("seed", {"n_filter": 6, "h_filter": 6, "w_filter": 6, "stride": 2}), ("lenet", {"hidden": 32})])
+@pytest.mark.parametrize("name, hparams", [("seed", {"n_filter": 6, "h_filter": 6, "w_filter": 6, "stride": 2}),
+                                           ("lenet", {"hidden": 32})])
 def test_save_load_round_trip(tmp_path, name, hparams):
     model = build_model(name, seed=3, **hparams)
     x = images(5)
@@ -164,7 +165,7 @@ def test_save_load_round_trip(tmp_path, name, hparams):
         np.testing.assert_array_equal(loaded.predict_proba(x), model.predict_proba(x))
         assert loaded.architecture() == model.architecture()
         assert loaded.spec == model.spec
-        for p, q in zip(model.params(), loaded.params()):
+        for p, q in zip(model.params(), loaded.params(), strict=True):
             assert p.name == q.name and q.value.dtype == np.float32
             np.testing.assert_array_equal(p.value, q.value)
 
@@ -277,7 +278,8 @@ def test_load_refuses_missing_extra_and_bad_weights():
     ints = dict(state, **{"conv1.b": np.zeros(4, dtype=np.int32)})
     assert "conv1.b are not finite floating-point" in load_error(npz_bytes(architecture=arch_text, **ints))
     objects = dict(state, **{"conv1.b": np.array([None] * 4, dtype=object)})
-    assert "conv1.b holds Python objects (a pickle), which pycnn never loads" in load_error(npz_bytes(architecture=arch_text, **objects))
+    message = load_error(npz_bytes(architecture=arch_text, **objects))
+    assert "conv1.b holds Python objects (a pickle), which pycnn never loads" in message
 
 
 def test_load_refuses_other_images_or_classes():

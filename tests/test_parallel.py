@@ -7,9 +7,7 @@ import pytest
 from pycnn import SGD, Adam, Trainer
 from pycnn.losses import softmax_cross_entropy
 from pycnn.parallel import ShardSchedule
-
 from test_train import tiny_data, tiny_model, weights
-
 
 # ---------------------------------------------------------------- the schedule
 
@@ -113,7 +111,8 @@ def test_weighted_gradients_of_shards_sum_to_the_whole_batch_gradient():
     parts = [(0, 5), (5, 17), (17, 23)]  # uneven shards
     summed = sum(gradient(images[lo:hi], y[lo:hi])[1] * (hi - lo) / 23 for lo, hi in parts)
     assert np.abs(summed - whole).max() <= 1e-5 * np.abs(whole).max()
-    assert sum(gradient(images[lo:hi], y[lo:hi])[0] * (hi - lo) / 23 for lo, hi in parts) == pytest.approx(whole_loss, rel=1e-5)
+    summed_loss = sum(gradient(images[lo:hi], y[lo:hi])[0] * (hi - lo) / 23 for lo, hi in parts)
+    assert summed_loss == pytest.approx(whole_loss, rel=1e-5)
 
 
 def replicas(shards, data, make_optimizer, **kwargs):
@@ -162,7 +161,7 @@ def test_replicas_end_where_one_trainer_on_the_same_global_batches_ends(shards, 
         else:
             group_events.append(all_reduce_step(group)[0])
     assert len(group_events) == len(single_events) == 2 * (single.steps_per_epoch + 1)
-    for a, b in zip(single_events, group_events):
+    for a, b in zip(single_events, group_events, strict=True):
         assert a["kind"] == b["kind"]
         assert a.get("loss") == pytest.approx(b.get("loss"), rel=1e-4)
         if a["kind"] == "step":
@@ -220,5 +219,5 @@ def test_split_steps_are_the_ordinary_step():
     ta.run(max_steps=3)
     for _ in range(3):
         tb.apply_gradients(tb.compute_gradients())
-    for wa, wb in zip(weights(a), weights(b)):
+    for wa, wb in zip(weights(a), weights(b), strict=True):
         np.testing.assert_array_equal(wa, wb)

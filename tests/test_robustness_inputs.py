@@ -117,7 +117,8 @@ def test_fit_refuses_bad_settings_with_a_pycnn_error(kwargs, kind, message):
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda: pycnn.load_model(None), "^load_model takes a path, the file's bytes or a binary file object, got NoneType$"),
+    (lambda: pycnn.load_model(None),
+     "^load_model takes a path, the file's bytes or a binary file object, got NoneType$"),
     (lambda: pycnn.load_model(io.StringIO("text")), r"^the model file was opened as text; open it in binary mode"),
     (lambda: pycnn.load_mnist(3), "^load_mnist takes the path of a folder or file, got int$"),
     (lambda: pycnn.build_model(["seed"]), r"^unknown model \['seed'\]; choose one of seed, lenet$"),
@@ -146,7 +147,8 @@ def test_build_model_runs_the_same_convolution_checks_as_the_cli(capsys):
     (["--n_filter", "2000", "--minibatch_size", "128"],
      ("these settings need about 5.5 GB of memory to train (11,620,010 parameters, 3,456,010 activations per image, "
      "batch 128); pycnn trains within 4.3 GB: use a smaller batch, fewer filters or smaller images")),
-    (["--model", "lenet", "--img_height", "3000", "--img_width", "3000"], "the lenet model with these settings has 2,291,743,050"),
+    (["--model", "lenet", "--img_height", "3000", "--img_width", "3000"],
+     "the lenet model with these settings has 2,291,743,050"),
 ])
 def test_sizes_that_would_not_fit_in_memory_are_refused_before_the_data_loads(capsys, flags, message):
     # /nowhere has no data: refusing the settings first is the only way to exit with this message
@@ -275,5 +277,6 @@ def test_an_npy_header_cut_inside_its_shape_is_a_damaged_member():
                 header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (2,".ljust(118) + b"\n"
                 data = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + data[128:]
             zout.writestr(name, data)
-    with pytest.raises(errors.ModelFormatError, match=r"^the model data is a corrupt .npz file: conv1.b.npy is damaged"):
+    damaged = r"^the model data is a corrupt .npz file: conv1.b.npy is damaged"
+    with pytest.raises(errors.ModelFormatError, match=damaged):
         pycnn.load_model(buf.getvalue())

@@ -15,8 +15,8 @@ import pytest
 
 import pycnn
 from pycnn import web
-from pycnn.metrics import confusion_matrix
 from pycnn.errors import ConfigError
+from pycnn.metrics import confusion_matrix
 from pycnn.model import ModelFormatError
 
 N_TRAIN, N_TEST = 2000, 500
@@ -212,8 +212,9 @@ def test_validate_config_fills_defaults():
     ({"learning_rate": 0.1}, r"unknown training setting 'learning_rate'"),
     ({"preset": "seed", "n_filter": 0}, r"number of filters must be a whole number >= 1, got 0"),
     ({"preset": "seed", "n_filter": 65}, r"number of filters must be between 1 and 64"),
-    ({"preset": "seed", "filter_size": 31}, r"a filter 31 pixels in height is larger than the padded image "
-                                            r"\(28 \+ 2\*1 = 30\); use a filter of at most 30 or padding of at least 2"),
+    ({"preset": "seed", "filter_size": 31},
+     r"a filter 31 pixels in height is larger than the padded image "
+     r"\(28 \+ 2\*1 = 30\); use a filter of at most 30 or padding of at least 2"),
     ({"preset": "seed", "filter_size": 29, "padding": 1}, r"filter size must be between 1 and 28"),
     ({"preset": "seed", "filter_size": 3, "padding": 3}, r"padding must be between 0 and 2"),
     ({"preset": "seed", "stride": 0}, r"stride must be a whole number >= 1, got 0"),
@@ -320,7 +321,8 @@ def test_checkpoint_is_the_last_finished_epoch_for_the_page_to_keep(loaded):
     assert {k: kept[k] for k in ("name", "epoch", "epochs", "test_accuracy")} == {
         "name": "seed", "epoch": 1, "epochs": 3, "test_accuracy": epoch["test_accuracy"]}
     web.stop()  # Stop keeps the same epoch's weights
-    for a, b in zip(pycnn.load_model(kept["bytes"]).params(), pycnn.load_model(web.model_bytes()).params()):
+    kept_model, current = pycnn.load_model(kept["bytes"]), pycnn.load_model(web.model_bytes())
+    for a, b in zip(kept_model.params(), current.params(), strict=True):
         np.testing.assert_array_equal(a.value, b.value)
 
 
@@ -595,9 +597,11 @@ def test_a_diverging_parallel_run_ends_on_every_worker(mnist_bytes):
 @pytest.mark.parametrize("call, message", [
     (lambda: web.shard_data(1), "no training run"),
     (lambda: web.compute_gradients(), "no training run"),
-    (lambda: web.start_replica(PARALLEL, b"\0" * 784, b"\0", [1, 28, 28], 5, b""), "shard must be a whole number from 1 to 1"),
+    (lambda: web.start_replica(PARALLEL, b"\0" * 784, b"\0", [1, 28, 28], 5, b""),
+     "shard must be a whole number from 1 to 1"),
     (lambda: web.start_replica(PARALLEL, b"\0" * 784, b"\0", [1, 28, 28], 1, b"\0" * 8), "float32 vector of"),
-    (lambda: web.validate_config({**PARALLEL, "batch_size": 16, "shards": 17}), "number of workers must be between 1 and 16"),
+    (lambda: web.validate_config({**PARALLEL, "batch_size": 16, "shards": 17}),
+     "number of workers must be between 1 and 16"),
     (lambda: web.apply_gradients([{"count": 1, "loss": 0.0, "correct": 0}] * 2, b"\0" * 4, b"\0" * 4),
      "None in this worker's place"),
 ])

@@ -67,7 +67,7 @@ async function fetchBytes(path, what) {
   try {
     response = await fetch(siteURL(path));
   } catch (err) {
-    throw new Error(`could not fetch ${path} (${what}): ${err.message}`);
+    throw new Error(`could not fetch ${path} (${what}): ${err.message}`, { cause: err });
   }
   if (!response.ok) {
     throw new Error(`${path} (${what}) is missing from the site (HTTP ${response.status}); rebuild it with \`python build_site.py\``);
@@ -91,7 +91,7 @@ async function checkFilesExist(manifest) {
     try {
       response = await fetch(siteURL(path), { method: "HEAD" });
     } catch (err) {
-      throw new Error(`could not fetch ${path} (${what}): ${err.message}`);
+      throw new Error(`could not fetch ${path} (${what}): ${err.message}`, { cause: err });
     }
     if (!response.ok) {
       throw new Error(`${path} (${what}) is missing from the site (HTTP ${response.status}); rebuild it with \`python build_site.py\``);
@@ -282,7 +282,7 @@ const handlers = {
     try {
       model = callPy("load_pretrained", weights);
     } catch (err) {
-      throw new Error(`the pretrained weights (${manifest.pretrained}) could not be loaded: ${errorText(err)}`);
+      throw new Error(`the pretrained weights (${manifest.pretrained}) could not be loaded: ${errorText(err)}`, { cause: err });
     }
     const resumed = await restoreCheckpoint();
     const restored = resumed ? resumed.model : await restoreSavedModel();
