@@ -298,6 +298,9 @@ def fit(model: Sequential, x_train: np.ndarray, y_train: np.ndarray,
     """
     if isinstance(optimizer, str):
         optimizer = make_optimizer(optimizer, model.params(), lr, momentum, weight_decay)
+    elif not isinstance(optimizer, Optimizer):
+        raise ConfigError(f"optimizer must be 'sgd', 'momentum', 'adam' or an Optimizer, "
+                          f"got {type(optimizer).__name__}")
     trainer = Trainer(model, x_train, y_train, x_test, y_test, optimizer=optimizer,
                       batch_size=batch_size, epochs=epochs, seed=seed, lr_decay=lr_decay)
     history = []

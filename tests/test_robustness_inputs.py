@@ -107,6 +107,8 @@ def test_test_labels_outside_the_classes_are_refused_not_scored_zero():
     (dict(y_test=Y[:4]), errors.ConfigError, "^give both x_test and y_test"),
     (dict(momentum="0.9", optimizer="momentum"), errors.ConfigError, "^momentum must be in"),
     (dict(lr_decay=0), errors.ConfigError, r"^lr_decay must be in \(0, 1\], got 0$"),
+    (dict(optimizer=3), errors.ConfigError, "^optimizer must be 'sgd', 'momentum', 'adam' or an Optimizer, got int$"),
+    (dict(epochs="2"), errors.ConfigError, "^epochs must be a whole number >= 1, got '2'$"),
 ])
 def test_fit_refuses_bad_settings_with_a_pycnn_error(kwargs, kind, message):
     with pytest.raises(kind, match=message):
