@@ -14,17 +14,14 @@ import numpy as np
 
 MAX_IMAGES = 10_000_000          # images (or labels) in one array of a data file
 MAX_SIDE = 1024                  # pixels along an image's height or width
-MAX_ARRAY_BYTES = 2**30          # bytes of one array of a data file (1 GiB: 1.3 million MNIST-size images)
+MAX_ARRAY_BYTES = 10**9          # bytes of one array of a data file (1.27 million MNIST-size images)
 MAX_PARAMS = 50_000_000          # trainable numbers of a model (200 MB as float32)
-MAX_TRAINING_MEMORY = 4 * 2**30  # estimated bytes of one training step (see config.check_memory)
+MAX_TRAINING_MEMORY = 4 * 10**9  # estimated bytes of one training step (see config.check_memory)
 # Real images and weights compress a few times at most (MNIST's gzip files: 4.8 times); an array
 # that would expand more than MAX_EXPANSION times, to over EXPANSION_FLOOR bytes, is refused
 # as a decompression bomb before it is expanded.
 MAX_EXPANSION = 100
-EXPANSION_FLOOR = 64 * 2**20
-
-DATA_BOUNDS = (f"pycnn reads at most {MAX_IMAGES:,} images of at most {MAX_SIDE}x{MAX_SIDE} pixels, "
-               f"{MAX_ARRAY_BYTES / 2**30:g} GiB per array")
+EXPANSION_FLOOR = 64 * 10**6
 
 
 def size(nbytes: float) -> str:
@@ -33,6 +30,10 @@ def size(nbytes: float) -> str:
         if nbytes >= scale:
             return f"{nbytes / scale:.1f} {unit}"
     return f"{int(nbytes)} B"
+
+
+DATA_BOUNDS = (f"pycnn reads at most {MAX_IMAGES:,} images of at most {MAX_SIDE}x{MAX_SIDE} pixels, "
+               f"{size(MAX_ARRAY_BYTES)} per array")
 
 
 def data_array_problem(shape: tuple[int, ...], dtype: np.dtype) -> str | None:

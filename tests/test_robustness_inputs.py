@@ -148,7 +148,7 @@ def test_build_model_runs_the_same_convolution_checks_as_the_cli(capsys):
     (["--img_height", "100000"], "the seed model with these settings has 767,970,890 parameters"),
     (["--n_filter", "2000", "--minibatch_size", "128"],
      ("these settings need about 5.5 GB of memory to train (11,620,010 parameters, 3,456,010 activations per image, "
-     "batch 128); pycnn trains within 4.3 GB: use a smaller batch, fewer filters or smaller images")),
+     "batch 128); pycnn trains within 4.0 GB: use a smaller batch, fewer filters or smaller images")),
     (["--model", "lenet", "--img_height", "3000", "--img_width", "3000"],
      "the lenet model with these settings has 2,291,743,050"),
 ])
