@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import signal
 import sys
@@ -20,7 +21,7 @@ from typing import NoReturn, TextIO
 
 import numpy as np
 
-from .config import check_conv, check_limit, check_training
+from .config import check_limit, check_lr_decay, check_memory, check_training
 from .data import HDF5_NAME, IDX_FILES, NPZ_NAME, load_mnist
 from .errors import ConfigError, DivergedError, PycnnError
 from .metrics import confusion_matrix, format_confusion_matrix, per_class_accuracy
@@ -80,16 +81,17 @@ def _parser() -> argparse.ArgumentParser:
 def _build(args: argparse.Namespace) -> Sequential:
     """The model the flags describe, after the checks the page also makes (pycnn.config)."""
     check_training(args.lr, args.epochs, args.minibatch_size)
+    check_lr_decay(args.lr_decay)
     check_limit(args.limit, available=0)  # --limit < 1 is refused before the data is loaded
-    if args.model == "seed":
-        check_conv(args.n_filter, args.h_filter, args.w_filter, args.stride, args.padding,
-                   args.img_height, args.img_width)
     shape = dict(num_class=args.num_class, num_channel=args.num_channel,
                  img_height=args.img_height, img_width=args.img_width, seed=args.seed)
-    if args.model == "seed":
-        return build_model("seed", n_filter=args.n_filter, h_filter=args.h_filter, w_filter=args.w_filter,
-                           stride=args.stride, padding=args.padding, **shape)
-    return build_model("lenet", **shape)
+    if args.model == "seed":  # build_model runs check_conv and bounds the parameter count
+        model = build_model("seed", n_filter=args.n_filter, h_filter=args.h_filter, w_filter=args.w_filter,
+                            stride=args.stride, padding=args.padding, **shape)
+    else:
+        model = build_model("lenet", **shape)
+    check_memory(model.num_params, sum(math.prod(s) for s in model.shapes), args.minibatch_size)
+    return model
 
 
 def _data_files(dataroot: str | None) -> list[str]:

@@ -13,33 +13,40 @@ Model file format (one ``.npz``, no pickles):
 
 from __future__ import annotations
 
+import inspect
 import io
 import json
+import math
 import os
-import zipfile
-import zlib
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
+from .config import check_conv, whole_number
 from .data import to_float
-from .errors import ConfigError, ModelFormatError, ModelNotFoundError, PycnnError
+from .errors import ConfigError, ModelFormatError, ModelNotFoundError
 from .files import check_save_target, regular_file, write_atomic
-from .layers import Conv2D, Dense, Flatten, Layer, MaxPool2D, Param, ReLU, layer_from_config
+from .im2col import output_size
+from .inputs import check_images
+from .layers import LAYER_TYPES, Layer, Param, count_params, layer_from_config, param_shapes
+from .limits import MAX_SIDE, params_problem
 from .losses import softmax
+from .npzfile import Archive
 
 FORMAT = "pycnn-model"
 VERSION = 1
+MAX_LAYERS = 500              # layers of a model file's architecture
+MAX_ARCHITECTURE = 1_000_000  # characters of its JSON
 
 
-def _layer_names(layers: list[Layer]) -> list[str]:
-    """Readable, unique names: conv1, relu1, pool1, flatten1, dense1, ..."""
+def _layer_names(types: list[str]) -> list[str]:
+    """Readable, unique names for layers of these types: conv1, relu1, pool1, flatten1, dense1, ..."""
     short = {"Conv2D": "conv", "ReLU": "relu", "MaxPool2D": "pool", "Flatten": "flatten", "Dense": "dense"}
     counts: dict[str, int] = {}
     names = []
-    for layer in layers:
-        base = short.get(type(layer).__name__, type(layer).__name__.lower())
+    for kind in types:
+        base = short.get(kind, kind.lower())
         counts[base] = counts.get(base, 0) + 1
         names.append(f"{base}{counts[base]}")
     return names
@@ -60,7 +67,7 @@ class Sequential:
         self.layers = list(layers)
         self.input_shape = tuple(int(s) for s in input_shape)
         self.preset = preset
-        self.names = _layer_names(self.layers)
+        self.names = _layer_names([type(layer).__name__ for layer in self.layers])
         self.shapes = self._infer_shapes()
         for layer in self.layers:
             layer.input_grad = True
@@ -136,22 +143,18 @@ class Sequential:
             dout = layer.backward(dout)
 
     def as_images(self, x: np.ndarray) -> np.ndarray:
-        """Accept (N, H, W) or (N, H, W, C), uint8 in [0, 255] or float in [0, 1]."""
-        x = np.asarray(x)
-        given = x.shape
+        """Float32 images (N, H, W, C) from uint8 0-255 or float [0, 1] ones that pycnn.inputs accepts."""
+        x = check_images(x, self.input_shape)
         if x.ndim == len(self.input_shape):
             x = x[..., None]
-        if x.shape[1:] != self.input_shape:
-            raise ValueError(f"expected images of shape (N, {', '.join(map(str, self.input_shape))}), got {given}")
         if x.dtype == np.uint8:
             return to_float(x)
         return x.astype(np.float32, copy=False)
 
     def predict_proba(self, x: np.ndarray, batch_size: int = 500) -> np.ndarray:
         """Class probabilities (N, K) for images, computed in chunks of ``batch_size``."""
-        if int(batch_size) != batch_size or batch_size < 1:
-            raise ValueError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
-        x = np.asarray(x)
+        batch_size = whole_number("batch_size", batch_size)
+        x = check_images(x, self.input_shape)
         out = np.empty((len(x), self.num_classes), dtype=np.float32)
         for start in range(0, len(x), batch_size):
             chunk = self.as_images(x[start : start + batch_size])
@@ -213,55 +216,69 @@ class Sequential:
         return "\n".join(lines)
 
 
-def seed_model(n_filter: int = 32, h_filter: int = 7, w_filter: int = 7, stride: int = 1,
-               padding: int = 1, num_class: int = 10, num_channel: int = 1, img_height: int = 28,
-               img_width: int = 28, seed: int | None = 0) -> Sequential:
-    """The assignment's model: Conv -> ReLU -> Flatten -> Dense."""
-    rng = np.random.default_rng(seed)
-    conv = Conv2D(num_channel, n_filter, h_filter, w_filter, stride, padding, rng=rng)
-    oh, ow, f = conv.output_shape((img_height, img_width, num_channel))
-    hparams = dict(n_filter=n_filter, h_filter=h_filter, w_filter=w_filter, stride=stride,
-                   padding=padding, num_class=num_class, num_channel=num_channel,
-                   img_height=img_height, img_width=img_width)
-    return Sequential([conv, ReLU(), Flatten(), Dense(oh * ow * f, num_class, rng=rng)],
-                      (img_height, img_width, num_channel), {"name": "seed", "hparams": hparams})
+def seed_layers(n_filter: int = 32, h_filter: int = 7, w_filter: int = 7, stride: int = 1,
+                padding: int = 1, num_class: int = 10, num_channel: int = 1, img_height: int = 28,
+                img_width: int = 28) -> list[dict]:
+    """The assignment's model, Conv -> ReLU -> Flatten -> Dense, as layer configs."""
+    oh, ow = output_size(img_height, h_filter, stride, padding), output_size(img_width, w_filter, stride, padding)
+    return [{"type": "Conv2D", "in_ch": num_channel, "out_ch": n_filter, "kh": h_filter, "kw": w_filter,
+             "stride": stride, "padding": padding}, {"type": "ReLU"}, {"type": "Flatten"},
+            {"type": "Dense", "in_features": oh * ow * n_filter, "out_features": num_class}]
 
 
-def lenet_model(c1: int = 16, c2: int = 32, hidden: int = 128, num_class: int = 10,
-                num_channel: int = 1, img_height: int = 28, img_width: int = 28,
-                seed: int | None = 0) -> Sequential:
-    """LeNet-style: (Conv 5x5 -> ReLU -> MaxPool 2) x 2 -> Dense -> ReLU -> Dense.
+def lenet_layers(c1: int = 16, c2: int = 32, hidden: int = 128, num_class: int = 10,
+                 num_channel: int = 1, img_height: int = 28, img_width: int = 28) -> list[dict]:
+    """LeNet-style, (Conv 5x5 -> ReLU -> MaxPool 2) x 2 -> Dense -> ReLU -> Dense, as layer configs.
 
     The first convolution pads by 2 so 28x28 stays 28x28; the second does not
     pad: 14x14 -> 10x10 -> pooled 5x5.
     """
-    rng = np.random.default_rng(seed)
-    conv1 = Conv2D(num_channel, c1, 5, 5, 1, 2, rng=rng)
-    conv2 = Conv2D(c1, c2, 5, 5, 1, 0, rng=rng)
-    h, w = img_height // 2, img_width // 2
-    h, w = (h - 4) // 2, (w - 4) // 2
+    h, w = (img_height // 2 - 4) // 2, (img_width // 2 - 4) // 2
     if h < 1 or w < 1:
         raise ValueError(f"lenet needs images of at least 12x12, got {img_height}x{img_width}")
-    hparams = dict(c1=c1, c2=c2, hidden=hidden, num_class=num_class, num_channel=num_channel,
-                   img_height=img_height, img_width=img_width)
-    layers = [conv1, ReLU(), MaxPool2D(2), conv2, ReLU(), MaxPool2D(2), Flatten(),
-              Dense(h * w * c2, hidden, rng=rng), ReLU(), Dense(hidden, num_class, rng=rng)]
-    return Sequential(layers, (img_height, img_width, num_channel), {"name": "lenet", "hparams": hparams})
+    conv = {"type": "Conv2D", "kh": 5, "kw": 5, "stride": 1}
+    pool, relu = {"type": "MaxPool2D", "k": 2, "stride": 2}, {"type": "ReLU"}
+    return [{**conv, "in_ch": num_channel, "out_ch": c1, "padding": 2}, relu, pool,
+            {**conv, "in_ch": c1, "out_ch": c2, "padding": 0}, relu, pool, {"type": "Flatten"},
+            {"type": "Dense", "in_features": h * w * c2, "out_features": hidden}, relu,
+            {"type": "Dense", "in_features": hidden, "out_features": num_class}]
 
 
-PRESETS = {"seed": seed_model, "lenet": lenet_model}
+PRESETS = {"seed": seed_layers, "lenet": lenet_layers}
 
 
-def build_model(name: str = "seed", **hparams: Any) -> Sequential:
-    """A preset model by name (``"seed"`` or ``"lenet"``) with its hyperparameters."""
-    if name not in PRESETS:
+def build_model(name: str = "seed", seed: int | None = 0, **hparams: Any) -> Sequential:
+    """A preset model by name (``"seed"`` or ``"lenet"``) with its hyperparameters.
+
+    Runs the checks the CLI and the page run (pycnn.config) and refuses a model
+    of more than pycnn.limits.MAX_PARAMS parameters before allocating it;
+    ``seed`` (>= 0) draws the initial weights.
+    """
+    if not isinstance(name, str) or name not in PRESETS:
         raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(PRESETS)}")
+    if seed is not None:
+        whole_number("seed", seed, low=0)
+    defaults = {k: p.default for k, p in inspect.signature(PRESETS[name]).parameters.items()}
+    unknown = sorted(set(hparams) - set(defaults))
+    if unknown:
+        raise ConfigError(f"bad hyperparameters for {name}: unknown {', '.join(unknown)}; "
+                          f"it takes {', '.join(defaults)}")
+    hparams = {**defaults, **hparams}
+    if name == "seed":
+        check_conv(*(hparams[k] for k in ("n_filter", "h_filter", "w_filter", "stride", "padding",
+                                          "img_height", "img_width")))
+    for key in defaults:
+        whole_number(key, hparams[key], low=0 if key == "padding" else 1)
     try:
-        return PRESETS[name](**hparams)
-    except TypeError as exc:
-        raise ConfigError(f"bad hyperparameters for {name}: {exc}") from None
+        layers = PRESETS[name](**hparams)
     except ValueError as exc:  # a layer that does not fit, said by the layer
-        raise exc if isinstance(exc, PycnnError) else ConfigError(str(exc)) from None
+        raise ConfigError(str(exc)) from None
+    problem = params_problem(count_params(layers))
+    if problem:
+        raise ConfigError(f"the {name} model with these settings has {problem}")
+    rng = np.random.default_rng(seed)
+    input_shape = (hparams["img_height"], hparams["img_width"], hparams["num_channel"])
+    return Sequential([layer_from_config(c, rng) for c in layers], input_shape, {"name": name, "hparams": hparams})
 
 
 def check_save_path(path: str | os.PathLike, protect: Iterable[str | os.PathLike] = ()) -> None:
@@ -274,8 +291,8 @@ def check_save_path(path: str | os.PathLike, protect: Iterable[str | os.PathLike
     check_save_target(path, protect)
 
 
-def _read_npz(source: str | os.PathLike | bytes | io.IOBase) -> dict[str, np.ndarray]:
-    """The arrays of an ``.npz`` file; refuses anything else with a specific message."""
+def _read_npz(source: str | os.PathLike | bytes | io.IOBase) -> Archive:
+    """The ``.npz`` archive at ``source``, not yet read; refuses anything else with a specific message."""
     if isinstance(source, (str, os.PathLike)):
         where = os.fspath(source)
         if os.path.isdir(where):
@@ -288,35 +305,25 @@ def _read_npz(source: str | os.PathLike | bytes | io.IOBase) -> dict[str, np.nda
             raise ModelFormatError(f"cannot read the model file {where}: {exc.strerror or exc}") from None
     elif isinstance(source, (bytes, bytearray, memoryview)):
         where, data = "the model data", bytes(source)
-    else:
+    elif hasattr(source, "read"):
         where, data = "the model file", source.read()
+    else:
+        raise ConfigError(f"load_model takes a path, the file's bytes or a binary file object, "
+                          f"got {type(source).__name__}")
+    if not isinstance(data, bytes):
+        raise ConfigError(f"{where} was opened as text; open it in binary mode ('rb')")
     _check_container(data, where)
-    try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            return {key: npz[key] for key in npz.files}
-    except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError, KeyError) as exc:
-        raise ModelFormatError(f"{where} is a corrupt .npz file ({exc})") from None
+    return Archive(data, where, ModelFormatError)
 
 
 def _check_container(data: bytes, where: str) -> None:
-    """Refuse bytes that are not an intact zip of ``.npy`` arrays, saying what they are."""
+    """Refuse bytes that are not a zip archive, saying what they are."""
     if not data:
         raise ModelFormatError(f"{where} is empty")
     if data.startswith(b"\x93NUMPY"):
         raise ModelFormatError(f"{where} is a single-array .npy file, not a .npz model")
     if not data.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         raise ModelFormatError(f"{where} is not a .npz file")
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            damaged = zf.testzip()  # reads every member and checks its CRC
-            names = zf.namelist()
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError) as exc:
-        raise ModelFormatError(f"{where} is a corrupt or truncated .npz file ({exc})") from None
-    if damaged is not None:
-        raise ModelFormatError(f"{where} is a corrupt .npz file: {damaged} is damaged")
-    others = [n for n in names if not n.endswith(".npy")]
-    if others:
-        raise ModelFormatError(f"{where} is a zip archive but not a .npz file (it holds {', '.join(others[:3])})")
 
 
 def load_model(source: str | os.PathLike | bytes | io.IOBase,
@@ -327,32 +334,65 @@ def load_model(source: str | os.PathLike | bytes | io.IOBase,
     ``source`` is a path, the file's bytes or a binary file object. When
     ``input_shape`` or ``num_classes`` is given, a model for other images or
     classes is refused. Raises :class:`ModelFormatError` with a specific
-    message for anything that is not a valid pycnn model.
+    message for anything that is not a valid pycnn model. Every size the file
+    declares (architecture, arrays) is checked before anything is allocated.
     """
-    arrays = _read_npz(source)
-    if "architecture" not in arrays:
+    with _read_npz(source) as archive:
+        others = archive.others()
+        if others:
+            raise ModelFormatError(f"{archive.where} is a zip archive but not a .npz file "
+                                   f"(it holds {', '.join(others[:3])})")
+        arch = _read_architecture(archive)
+        if input_shape is not None and tuple(arch["input_shape"]) != tuple(input_shape):
+            raise ModelFormatError(f"this model takes images of shape {tuple(arch['input_shape'])}, "
+                                   f"not {tuple(input_shape)}")
+        _check_declared_weights(arch["layers"], archive)  # before building: a file cannot ask for what it lacks
+        try:
+            layers = [layer_from_config(c) for c in arch["layers"]]
+            model = Sequential(layers, tuple(arch["input_shape"]), arch.get("preset"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFormatError(f"the model's architecture is invalid: {exc}") from None
+        _check_preset_layers(arch)
+        if num_classes is not None and model.num_classes != num_classes:
+            raise ModelFormatError(f"this model predicts {model.num_classes} classes, not {num_classes}")
+        _assign_weights(model, archive)
+    return model
+
+
+def _read_architecture(archive: Archive) -> dict[str, Any]:
+    """The file's architecture, checked (format, version, preset, layers, size) before any layer is built."""
+    if "architecture" not in archive.members:
         raise ModelFormatError("the .npz file has no 'architecture' entry: it was not saved by pycnn")
+    shape, dtype = archive.header("architecture")
+    if shape != () or dtype.kind != "U" or dtype.itemsize > 4 * MAX_ARCHITECTURE:
+        raise ModelFormatError(f"the model's architecture is not a JSON string of at most {MAX_ARCHITECTURE:,} "
+                               f"characters (it is {dtype} of shape {shape})")
     try:
-        arch = json.loads(str(arrays.pop("architecture")))
-    except json.JSONDecodeError as exc:
+        arch = json.loads(str(archive.read("architecture")))
+    except RecursionError:
+        raise ModelFormatError("the model's architecture is not valid JSON (it is nested too deeply)") from None
+    except ValueError as exc:
         raise ModelFormatError(f"the model's architecture is not valid JSON ({exc})") from None
     if not isinstance(arch, dict) or arch.get("format") != FORMAT:
         raise ModelFormatError("the .npz file is not a pycnn model (missing format marker)")
     _check_version(arch.get("version", 1))
     _check_preset(arch.get("preset"))
-    try:
-        layers = [layer_from_config(c) for c in arch["layers"]]
-        model = Sequential(layers, tuple(arch["input_shape"]), arch.get("preset"))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelFormatError(f"the model's architecture is invalid: {exc}") from None
-    _check_preset_layers(model)
-    if input_shape is not None and model.input_shape != tuple(input_shape):
-        raise ModelFormatError(f"this model takes images of shape {model.input_shape}, "
-                               f"not {tuple(input_shape)}")
-    if num_classes is not None and model.num_classes != num_classes:
-        raise ModelFormatError(f"this model predicts {model.num_classes} classes, not {num_classes}")
-    _assign_weights(model, arrays)
-    return model
+    layers, shape = arch.get("layers"), arch.get("input_shape")
+    if not (isinstance(layers, list) and 0 < len(layers) <= MAX_LAYERS and all(isinstance(c, dict) for c in layers)):
+        raise ModelFormatError(f"the model's architecture is invalid: layers must be a list of 1 to {MAX_LAYERS} "
+                               "layer settings")
+    sides_ok = isinstance(shape, list) and len(shape) == 3 and all(isinstance(s, int) for s in shape)
+    if not sides_ok or not all(0 < s <= MAX_SIDE for s in shape):
+        raise ModelFormatError(f"the model's architecture is invalid: input_shape must be [H, W, C], each a whole "
+                               f"number from 1 to {MAX_SIDE}, got {shape!r}")
+    unknown = [c.get("type") for c in layers if not isinstance(c.get("type"), str) or c["type"] not in LAYER_TYPES]
+    if unknown:
+        raise ModelFormatError(f"the model's architecture is invalid: unknown layer type {unknown[0]!r}; "
+                               f"known: {', '.join(LAYER_TYPES)}")
+    problem = params_problem(count_params(layers))
+    if problem:
+        raise ModelFormatError(f"the model file asks for {problem}")
+    return arch
 
 
 def _check_version(version: Any) -> None:
@@ -370,39 +410,66 @@ def _check_preset(preset: Any) -> None:
         return
     if not isinstance(preset, dict) or not isinstance(preset.get("hparams", {}), dict):
         raise ModelFormatError(f"the model's architecture is invalid: preset must be a dict, got {preset!r}")
-    if preset.get("name") not in PRESETS:
-        raise ModelFormatError(f"unknown architecture {preset.get('name')!r} in the model file; "
+    name = preset.get("name")
+    if not isinstance(name, str) or name not in PRESETS:
+        raise ModelFormatError(f"unknown architecture {name!r} in the model file; "
                                f"this pycnn knows {', '.join(PRESETS)}")
 
 
-def _check_preset_layers(model: Sequential) -> None:
+def _check_preset_layers(arch: dict[str, Any]) -> None:
     """A file that names a preset must hold that preset's layers for its hyperparameters."""
-    if model.preset is None:
+    if arch.get("preset") is None:
         return
-    name, hparams = model.preset["name"], model.preset.get("hparams", {})
+    name, hparams = arch["preset"]["name"], arch["preset"].get("hparams", {})
     try:
-        expected = build_model(name, **hparams).architecture()["layers"]
-    except MemoryError:
-        raise ModelFormatError(f"the model file's {name} hyperparameters ask for an impossibly large model") from None
-    except PycnnError as exc:
+        expected = PRESETS[name](**hparams)
+    except (TypeError, ValueError) as exc:
         raise ModelFormatError(f"the model file's {name} hyperparameters are invalid: {exc}") from None
-    if expected != [layer.config() for layer in model.layers]:
+    if expected != arch["layers"]:
         raise ModelFormatError(f"the model file says it is a {name} model, but its layers are not "
                                f"{name}'s for its hyperparameters")
 
 
-def _assign_weights(model: Sequential, arrays: dict[str, np.ndarray]) -> None:
-    params = model.params()
-    missing = [p.name for p in params if p.name not in arrays]
-    extra = sorted(set(arrays) - {p.name for p in params})
+def _check_declared_weights(layers: list[dict], archive: Archive) -> None:
+    """Every weight array the layer configs call for is there, none else, and none declares more
+    numbers than its layer needs or expands like a bomb.
+
+    Read from the zip directory and the ``.npy`` headers alone, before the
+    model is built; the exact shapes are compared once it is (its layers
+    check their settings first).
+    """
+    names = _layer_names([c["type"] for c in layers])
+    expected = {f"{name}.{key}": shape
+                for name, c in zip(names, layers, strict=True) for key, shape in param_shapes(c).items()}
+    present = set(archive.members) - {"architecture"}
+    missing = [name for name in expected if name not in present]
+    extra = sorted(present - set(expected))
     if missing or extra:
         raise ModelFormatError(f"the weights do not match the architecture: missing {missing or 'none'}, "
                                f"unexpected {extra or 'none'}")
-    for p in params:
-        value = arrays[p.name]
-        if value.shape != p.value.shape:
-            raise ModelFormatError(f"weights {p.name} have shape {value.shape}, "
-                                   f"but the architecture needs {p.value.shape}")
-        if not np.issubdtype(value.dtype, np.floating) or not np.all(np.isfinite(value)):
-            raise ModelFormatError(f"weights {p.name} are not finite floating-point numbers")
+    for name, shape in expected.items():
+        declared, _ = archive.header(name)
+        if math.prod(declared) > math.prod(shape):
+            raise ModelFormatError(f"weights {name} have shape {declared}, but the architecture needs {shape}")
+        archive.check_size(name)
+
+
+def _check_weight_header(archive: Archive, name: str, shape: tuple[int, ...]) -> None:
+    declared, dtype = archive.header(name)
+    if declared != shape:
+        raise ModelFormatError(f"weights {name} have shape {declared}, but the architecture needs {shape}")
+    if dtype.kind != "f":
+        raise ModelFormatError(f"weights {name} are not finite floating-point numbers (they are {dtype})")
+
+
+def _assign_weights(model: Sequential, archive: Archive) -> None:
+    """Each array, read after its declared shape is checked, as float32 weights; finite after the cast."""
+    for p in model.params():
+        _check_weight_header(archive, p.name, p.value.shape)
+        raw = archive.read(p.name)
+        with np.errstate(over="ignore"):  # a float64 beyond float32's range becomes inf, refused below
+            value = raw.astype(np.float32)
+        if not np.all(np.isfinite(value)):
+            overflow = " as float32 (values beyond its range, about 3.4e38)" if np.all(np.isfinite(raw)) else ""
+            raise ModelFormatError(f"weights {p.name} are not finite floating-point numbers{overflow}")
         p.value[...] = value

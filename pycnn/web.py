@@ -491,7 +491,7 @@ def apply_gradients(parts: Any, *grads: Any) -> dict:
     worker adds the same vectors in the same order, so every replica takes
     the identical optimizer step and they stay bit-identical. Returns what
     train_slice returns, for this one step. A diverged run (the summed loss
-    is not finite) ends and leaves the previous model active. If the
+    is not finite, or exploded: see Trainer) ends and leaves the previous model active. If the
     epoch's training is over, train_slice(max_steps=0) evaluates it.
     """
     if hasattr(parts, "to_py"):
@@ -558,8 +558,8 @@ def train_slice(max_seconds: float = 0.2, max_steps: int | None = None) -> dict:
     "progress": {...}, "done": bool, "evaluating": bool (the epoch's test
     evaluation is due), "diverged": message or None, "model":
     info of the active model when done, else None}; :func:`chart` has the
-    curves. A diverged run (NaN or infinite loss) ends and leaves the
-    previous model active.
+    curves. A diverged run (NaN, infinite or exploding loss) ends and
+    leaves the previous model active.
     """
     run = _run(parallel=False)
     start = time.perf_counter()
