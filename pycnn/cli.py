@@ -24,10 +24,11 @@ import numpy as np
 from .config import check_limit, check_lr_decay, check_memory, check_training
 from .data import HDF5_NAME, IDX_FILES, NPZ_NAME, load_mnist
 from .errors import ConfigError, DivergedError, PycnnError
-from .metrics import confusion_matrix, format_confusion_matrix, per_class_accuracy
+from .evaluation import evaluation_report
+from .metrics import format_confusion_matrix
 from .model import Sequential, build_model, check_save_path, load_model
 from .optim import OPTIMIZERS, make_optimizer
-from .train import Trainer, evaluate
+from .train import Trainer, train_to_end
 
 
 class _Parser(argparse.ArgumentParser):
@@ -192,19 +193,20 @@ def train(args: argparse.Namespace) -> int:
     print(f"pycnn: {args.model} model, {model.num_params:,} parameters; "
           f"{args.optimizer} lr={args.lr:g}, batch {args.minibatch_size}; "
           f"{len(x_train):,} training and {len(x_test):,} test images", flush=True)
-    progress, last, start = Progress(sys.stderr), None, time.perf_counter()
+    progress, start = Progress(sys.stderr), time.perf_counter()
+
+    def show(event: dict) -> None:
+        if event["kind"] == "step":
+            progress.update(event)
+            return
+        progress.clear()
+        print(f"Epoch {event['epoch']}, Loss = {event['loss']:.4f}, "
+              f"Training Accuracy = {event['train_accuracy']:.4f}, "
+              f"Test Accuracy = {event['test_accuracy']:.4f} ({event['seconds']:.1f} s)", flush=True)
+
     try:
         with _stop_signals_interrupt():
-            while not trainer.done:
-                for event in trainer.run(max_steps=1):
-                    if event["kind"] == "step":
-                        progress.update(event)
-                        continue
-                    progress.clear()
-                    last = event
-                    print(f"Epoch {event['epoch']}, Loss = {event['loss']:.4f}, "
-                          f"Training Accuracy = {event['train_accuracy']:.4f}, "
-                          f"Test Accuracy = {event['test_accuracy']:.4f} ({event['seconds']:.1f} s)", flush=True)
+            last = train_to_end(trainer, show)[-1]
             seconds = time.perf_counter() - start
             if args.save:
                 model.save(args.save)
@@ -239,16 +241,21 @@ def evaluate_command(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     _, _, x_test, y_test = load_mnist(args.dataroot)
     _check_data(model, x_test, y_test)
-    accuracy, pred = evaluate(model, x_test, y_test)
-    cm = confusion_matrix(y_test, pred, model.num_classes)
+    report = evaluation_report(model, x_test, y_test)
+    cm = np.array(report["confusion"])
     if args.json:
-        print(json.dumps({"test_accuracy": accuracy, "confusion_matrix": cm.tolist(),
-                          "per_class_accuracy": [None if np.isnan(a) else a for a in per_class_accuracy(cm)]}))
+        print(json.dumps({"test_accuracy": report["accuracy"], "confusion_matrix": report["confusion"],
+                          "per_class_accuracy": report["per_class_accuracy"], "mistakes": report["mistakes"]}))
         return 0
-    print(f"Model: {args.model} ({model.spec['name']})")
-    print(f"Test Accuracy = {accuracy:.4f} ({int(round(accuracy * len(y_test)))}/{len(y_test)})")
+    print(f"Model: {args.model} ({model.spec['name']}, {model.num_params:,} parameters)")
+    print(model.describe())
+    print(f"Test Accuracy = {report['accuracy']:.4f} ({report['correct']}/{report['count']})")
     print("Confusion matrix (rows: true digit, columns: predicted):")
     print(format_confusion_matrix(cm))
+    worst = report["gallery"][:5]
+    if worst:
+        print("Most confident mistakes (test image: true -> predicted, confidence): " + ", ".join(
+            f"#{g['index']}: {g['label']} -> {g['predicted']} ({g['confidence']:.0%})" for g in worst))
     return 0
 
 

@@ -231,6 +231,12 @@ def _as_labels(y: np.ndarray, name: str) -> np.ndarray:
     return y.astype(np.int64)
 
 
+def check_split(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
+                source: str) -> Split:
+    """The checks every loaded MNIST passes (shapes, counts, labels in 0..9), for arrays from elsewhere."""
+    return _checked({"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}, source)
+
+
 def _checked(a: dict[str, np.ndarray], source: str) -> Split:
     """Check shapes, counts and label range of both splits; return them in order."""
     for split in ("train", "test"):

@@ -54,3 +54,7 @@ class DivergedError(PycnnError, RuntimeError):
     def __init__(self, message: str, step: int = 0, lr: float = 0.0) -> None:
         super().__init__(message)
         self.step, self.lr = step, lr
+
+
+class SessionError(PycnnError, ValueError):
+    """A request the page's session cannot take now (train while training, predict without a model, ...)."""

@@ -61,8 +61,8 @@ def unfold(x: np.ndarray, kh: int, kw: int, stride: int = 1, padding: int = 0,
     (C, N, H, W) or, with ``batch_last``, (C, H, W, N): kernel offset
     ``(i, j)`` fills its C rows from one strided slice of them. Their
     contiguous runs are then OW numbers long, or OW * N with ``batch_last``,
-    which makes both this and :func:`fold` several times faster for images
-    with several channels (docs/PERFORMANCE.md).
+    which makes both this and :func:`fold` faster for images with several
+    channels (docs/PERFORMANCE.md, "Multi-channel patches in position order").
     """
     n, h, w, c = x.shape
     oh = output_size(h, kh, stride, padding)
@@ -74,8 +74,8 @@ def unfold(x: np.ndarray, kh: int, kw: int, stride: int = 1, padding: int = 0,
     k = kh * kw * c
     cols = np.empty((k + 1 if ones else k, n * oh * ow), dtype=x.dtype)
     patches = _offset_slices(images, kh, kw, stride, oh, ow, batch_last)
-    # One copy of all KH * KW slices: a copy per offset (a numpy call each)
-    # cost up to 0.07 ms more per convolution in Pyodide.
+    # One copy of all KH * KW slices, not a numpy call per offset
+    # (docs/PERFORMANCE.md, "One copy of all kernel offsets").
     cols[:k].reshape(patches.shape)[...] = patches
     if ones:
         cols[k] = 1

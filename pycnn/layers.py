@@ -15,26 +15,13 @@ follows one protocol:
 from __future__ import annotations
 
 import math
-import sys
 
 import numpy as np
 
+from . import ops
 from .im2col import col2im, im2col, output_size
 
 Shape = tuple[int, ...]
-
-# Native numpy and Pyodide's numpy (WebAssembly: no BLAS, no SIMD) are fast
-# at different spellings of the same formula, so the hot spots have two:
-# - Natively `@` goes to BLAS, fast for any operand layout. In Pyodide `@` is
-#   a plain loop, 1.3-8x slower than `np.einsum` with operands laid out so
-#   that its innermost loop walks long contiguous rows (a scaled row added to
-#   a row, or a dot product of two rows).
-# - Pyodide's `np.maximum` branches per element (slow on random signs) and a
-#   float times a bool mask goes through a cast, while `np.where` is quick;
-#   natively it is the other way round.
-# docs/PERFORMANCE.md has the timings. Tests set PYODIDE = True to check the
-# Pyodide spellings in CPython.
-PYODIDE = sys.platform == "emscripten"
 
 
 class Param:
@@ -105,9 +92,9 @@ class Conv2D(Layer):
         self.b = Param(np.zeros(out_ch), "b")
         # Patches of images with several channels are ordered position by
         # position, images innermost: im2col and col2im then copy long
-        # contiguous runs, several times faster (docs/PERFORMANCE.md). With
-        # one channel the image-by-image order is as quick and needs no
-        # reordering of the output.
+        # contiguous runs (docs/PERFORMANCE.md, "Multi-channel patches in
+        # position order"). With one channel the image-by-image order is as
+        # quick and needs no reordering of the output.
         self.batch_last = in_ch > 1
 
     def params(self) -> list[Param]:
@@ -133,35 +120,20 @@ class Conv2D(Layer):
         cols = im2col(x, self.kh, self.kw, self.stride, self.padding, ones=True,
                       batch_last=self.batch_last)  # (N*OH*OW, K + 1)
         w = np.concatenate([self.W.value.reshape(-1, f), self.b.value[None]])  # (K + 1, F)
-        if not PYODIDE:
-            rows = cols @ w
-        else:
-            # rows.T[f] = sum over k of w[k, f] * cols.T[k]: rows of N*OH*OW numbers
-            rows_t = _row_buffer(f, len(cols), np.result_type(cols, w))
-            rows = np.einsum("mk,kf->fm", cols, w, out=rows_t).T
+        rows = ops.patches_times_weights(cols, w)  # (N*OH*OW, F)
         if training:
             self.x_shape, self.cols = x.shape, cols
         return self._images(rows, n, oh, ow)
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
-        f = self.out_ch
-        if not PYODIDE:
-            dz = self._rows(dout)  # (N*OH*OW, F)
-            dw = self.cols.T @ dz  # (K + 1, F)
-        else:
-            dz_t = self._rows_t(dout)  # (F, N*OH*OW): dw[k, f] is a dot product of two rows
-            dw = np.einsum("mk,fm->kf", self.cols, dz_t)
+        dz = ops.gradient_rows(dout, self._order)  # (N*OH*OW, F), rows in im2col's order
+        dw = ops.patches_t_times(self.cols, dz)  # (K + 1, F)
         self.W.grad = dw[:-1].reshape(self.W.value.shape)
         self.b.grad = dw[-1]
         if not self.input_grad:
             return None
-        # dcols (N*OH*OW, K) = dz @ w.T, computed transposed so that it is
-        # column-major like cols, the layout col2im reads without copying
-        w = self.W.value.reshape(-1, f)  # (K, F)
-        if not PYODIDE:
-            dcols = (w @ dz.T).T
-        else:
-            dcols = np.einsum("kf,fm->km", w, dz_t).T
+        w = self.W.value.reshape(-1, self.out_ch)  # (K, F)
+        dcols = ops.rows_times_weights_t(dz, w)  # (N*OH*OW, K)
         return col2im(dcols, self.x_shape, self.kh, self.kw, self.stride, self.padding,
                       batch_last=self.batch_last)
 
@@ -171,35 +143,10 @@ class Conv2D(Layer):
             return np.ascontiguousarray(rows.reshape(oh, ow, n, -1).transpose(2, 0, 1, 3))
         return np.ascontiguousarray(rows.reshape(n, oh, ow, -1))
 
-    def _rows(self, images: np.ndarray) -> np.ndarray:
-        """Inverse of :meth:`_images`: (N, OH, OW, F) -> (N*OH*OW, F) in im2col's order."""
-        if self.batch_last:
-            images = images.transpose(1, 2, 0, 3)
-        return images.reshape(-1, images.shape[-1])
-
-    def _rows_t(self, images: np.ndarray) -> np.ndarray:
-        """Contiguous transpose of :meth:`_rows`: (N, OH, OW, F) -> (F, N*OH*OW), in one copy."""
-        order = (3, 1, 2, 0) if self.batch_last else (3, 0, 1, 2)
-        return np.ascontiguousarray(images.transpose(order)).reshape(images.shape[-1], -1)
-
-
-def _row_buffer(rows: int, length: int, dtype: np.dtype) -> np.ndarray:
-    """An empty (rows, length) array whose rows lie an odd number of 64-byte cache lines apart.
-
-    Copying it transposed (as Conv2D does with its output) reads down its
-    columns. Rows a multiple of 4 KiB apart (the seed model's 18,432 or 36,864
-    patches of 4 bytes) all fall in the same cache set, and in Pyodide that copy
-    took 1.29 ms instead of 0.33 ms at batch 32 (2.47 vs 0.69 ms at batch 64).
-    """
-    per_line = max(1, 64 // np.dtype(dtype).itemsize)
-    lines = -(-length // per_line)
-    lines += 1 - lines % 2
-    return np.empty((rows, lines * per_line), dtype)[:, :length]
-
-
-def _masked(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """``values`` where ``mask`` is True, else 0 (for gradients; see PYODIDE)."""
-    return np.where(mask, values, 0) if PYODIDE else values * mask
+    @property
+    def _order(self) -> tuple[int, int, int, int]:
+        """The axes of (N, OH, OW, F) in im2col's order of the patches, F last."""
+        return (1, 2, 0, 3) if self.batch_last else (0, 1, 2, 3)
 
 
 class ReLU(Layer):
@@ -207,8 +154,7 @@ class ReLU(Layer):
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         positive = x > 0
-        # equal results, except that np.where turns a NaN into 0
-        out = np.where(positive, x, 0) if PYODIDE else np.maximum(x, 0)
+        out = ops.relu(x, positive)
         if training:
             self.positive = positive
         return out
@@ -216,7 +162,7 @@ class ReLU(Layer):
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         if not self.input_grad:
             return None
-        return _masked(dout, self.positive)
+        return ops.masked(dout, self.positive)
 
 
 class MaxPool2D(Layer):
@@ -260,7 +206,7 @@ class MaxPool2D(Layer):
             candidate = x[:, rows, cols, :]
             larger = candidate > out  # strictly: on ties the earlier offset keeps the maximum
             argmax = np.where(larger, index, argmax)
-            out = np.where(larger, candidate, out) if PYODIDE else np.maximum(out, candidate)
+            out = ops.maximum(out, candidate, larger)
         if training:
             self.x_shape, self.argmax = x.shape, argmax
         return out
@@ -271,7 +217,7 @@ class MaxPool2D(Layer):
         dx = np.zeros(self.x_shape, dtype=dout.dtype)
         for index, (rows, cols) in enumerate(self._offsets(*dout.shape[1:3])):
             # += because overlapping windows (stride < k) may share a pixel
-            dx[:, rows, cols, :] += _masked(dout, self.argmax == index)
+            dx[:, rows, cols, :] += ops.masked(dout, self.argmax == index)
         return dx
 
 
@@ -317,31 +263,18 @@ class Dense(Layer):
         return (self.out_features,)
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
-        if not PYODIDE:
-            out = x @ self.W.value
-        else:
-            # out[n, m] is a dot product of x[n] with the contiguous row w_t[m]
-            w_t = np.ascontiguousarray(self.W.value.T)  # (M, D)
-            out = np.einsum("nd,md->nm", x, w_t)
-            if training:
-                self.w_t = w_t
+        out, w_t = ops.dense_product(x, self.W.value)
         out += self.b.value
         if training:
-            self.x = x
+            self.x, self.w_t = x, w_t
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
-        if not PYODIDE:
-            self.W.grad = self.x.T @ dout
-        else:
-            # dW.T[m] = sum over n of dout[n, m] * x[n]: rows of D numbers
-            self.W.grad = np.ascontiguousarray(np.einsum("nm,nd->md", dout, self.x).T)
+        self.W.grad = ops.dense_weight_gradient(self.x, dout)
         self.b.grad = dout.sum(axis=0)
         if not self.input_grad:
             return None
-        if not PYODIDE:
-            return dout @ self.W.value.T
-        return np.einsum("nm,md->nd", dout, self.w_t)
+        return ops.dense_input_gradient(dout, self.W.value, self.w_t)
 
 
 LAYER_TYPES: dict[str, type[Layer]] = {

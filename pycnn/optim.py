@@ -104,7 +104,7 @@ class Adam(Optimizer):
         c1 = 1 - self.beta1 ** self.t
         c2 = 1 - self.beta2 ** self.t
         # lr * m_hat / (sqrt(v_hat) + eps) == (lr * sqrt(c2) / c1) * m / (sqrt(v) + eps * sqrt(c2)):
-        # one division pass over the weights fewer (0.1-0.17 ms per step in Pyodide, about 10%).
+        # one division pass over the weights fewer (docs/PERFORMANCE.md, "Adam folds the bias corrections").
         scale, eps = self.lr * math.sqrt(c2) / c1, self.eps * math.sqrt(c2)
         for p, m, v in zip(self.params, self.m, self.v, strict=True):
             g = self.gradient(p)
@@ -120,6 +120,8 @@ class Adam(Optimizer):
 
 
 OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "adam": Adam}
+# A learning rate that trains the presets well with each optimizer (what the page offers first).
+DEFAULT_LR = {"adam": 0.001, "momentum": 0.01, "sgd": 0.1}
 
 
 def make_optimizer(name: str, params: Iterable[Param], lr: float, momentum: float = 0.9,

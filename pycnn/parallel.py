@@ -14,10 +14,23 @@ the classic one (one permutation of the whole set per epoch, batches of
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 import numpy as np
 
 from .config import whole_number
+
+
+class Schedule(Protocol):
+    """What :class:`~pycnn.train.Trainer` needs of a batch schedule over ``n`` images."""
+
+    n: int
+    batch_size: int
+    steps_per_epoch: int
+
+    def start_epoch(self) -> None: ...
+
+    def batch(self, j: int) -> np.ndarray: ...
 
 
 class ShardSchedule:
@@ -63,3 +76,21 @@ class ShardSchedule:
     def batch_len(self, j: int) -> int:
         """How many images global batch ``j`` holds over all shards."""
         return sum(len(self.local_batch(j, k)) for k in range(self.shards))
+
+
+class ShardView:
+    """Shard ``k`` of ``schedule`` seen as a schedule of its own: batch ``j`` is the shard's
+    part of global batch ``j``, as indices into the shard (a replica's trainer holds only it)."""
+
+    def __init__(self, schedule: ShardSchedule, k: int) -> None:
+        if isinstance(k, bool) or int(k) != k or not 0 <= k < schedule.shards:
+            raise ValueError(f"shard must be a whole number from 0 to {schedule.shards - 1}, got {k!r}")
+        self.whole, self.k = schedule, int(k)
+        self.n, self.batch_size = schedule.shard_size(self.k), schedule.batch_size
+        self.steps_per_epoch = schedule.steps_per_epoch
+
+    def start_epoch(self) -> None:
+        self.whole.start_epoch()  # every shard's order, so going solo later finds the same epoch
+
+    def batch(self, j: int) -> np.ndarray:
+        return self.whole.local_batch(j, self.k)

@@ -21,7 +21,7 @@ from .inputs import check_images, check_labels
 from .losses import softmax_cross_entropy
 from .model import Sequential
 from .optim import Optimizer, make_optimizer
-from .parallel import ShardSchedule
+from .parallel import Schedule, ShardSchedule
 
 Event = dict
 EXPLODED = 100  # a loss this many times its start (or ln K) has exploded: see Trainer._loss_limit
@@ -46,20 +46,18 @@ class Trainer:
     ``eval_batch_size`` images, and the optimizer's learning rate is
     multiplied by ``lr_decay`` (1 keeps it constant).
 
-    Data-parallel training: batches follow a :class:`ShardSchedule` over
-    ``shards`` shards (1: the classic schedule). With ``shard=None`` this
-    trainer holds the whole set and computes whole global batches; with
-    ``shard=k`` it is one of several replicas, ``x_train``/``y_train`` hold
-    only shard ``k`` of a set of ``train_size`` images, and each step is
-    :meth:`compute_gradients` on its part, a sum of every replica's
-    gradients (done by the caller), then :meth:`apply_gradients`.
+    The batches follow ``schedule`` (default: the classic one, a fresh
+    permutation of the training set per epoch in batches of ``batch_size``);
+    a :class:`~pycnn.parallel.ShardSchedule` over several shards makes the
+    batches of a data-parallel run, which :class:`~pycnn.replica.Replica`
+    computes part by part on several workers. With a ``schedule``,
+    ``batch_size`` and ``seed`` are the schedule's.
     """
 
     def __init__(self, model: Sequential, x_train: np.ndarray, y_train: np.ndarray,
                  x_test: np.ndarray | None = None, y_test: np.ndarray | None = None, *,
                  optimizer: Optimizer, batch_size: int = 64, epochs: int = 1, seed: int = 0,
-                 eval_batch_size: int = 500, lr_decay: float = 1.0, shards: int = 1,
-                 shard: int | None = None, train_size: int | None = None) -> None:
+                 eval_batch_size: int = 500, lr_decay: float = 1.0, schedule: Schedule | None = None) -> None:
         x_train, y_train = _check_dataset(model, x_train, y_train, "training set")
         if (x_test is None) != (y_test is None):
             raise ConfigError("give both x_test and y_test (test images and their labels), or neither")
@@ -69,23 +67,18 @@ class Trainer:
         eval_batch_size = whole_number("evaluation batch size", eval_batch_size)
         seed = whole_number("seed", seed, low=0)
         self.model, self.optimizer, self.lr_decay = model, optimizer, check_lr_decay(lr_decay)
-        self.x_train, self.y_train = x_train, y_train
         self.x_test, self.y_test = x_test, y_test
-        self.batch_size, self.epochs, self.eval_batch_size = batch_size, epochs, eval_batch_size
-        self.train_size = len(x_train) if train_size is None else int(train_size)
-        self.schedule = ShardSchedule(self.train_size, self.batch_size, shards, seed)
-        if shard is not None:
-            if isinstance(shard, bool) or int(shard) != shard or not 0 <= shard < shards:
-                raise ValueError(f"shard must be a whole number from 0 to {shards - 1}, got {shard!r}")
-            if len(x_train) != self.schedule.shard_size(shard):
-                raise ValueError(f"shard {shard} of {self.train_size} images over {shards} shards holds "
-                                 f"{self.schedule.shard_size(shard)} images, got {len(x_train)}")
-        elif train_size is not None and train_size != len(x_train):
-            raise ValueError(f"train_size {train_size} is given for a whole training set of {len(x_train)}")
-        self.shard = shard
+        self.epochs, self.eval_batch_size = epochs, eval_batch_size
+        if schedule is None:
+            schedule = ShardSchedule(len(x_train), batch_size, 1, seed)
+        self.batch_size = schedule.batch_size
+        self.use_training_set(x_train, y_train, schedule)  # checks the images and labels
         self.steps_per_epoch = self.schedule.steps_per_epoch
         self.step = 0          # training steps done, over all epochs
         self.epoch = 0         # epochs finished (trained and evaluated)
+        # Time spent in training steps and in test passes over the whole run, apart:
+        # a speed in images/s is only meaningful over the steps.
+        self.train_seconds = self.test_seconds = 0.0
         # The weights before the last update: put back if that update made them non-finite.
         self._params = model.params()
         self._previous = [np.array(p.value) for p in self._params]
@@ -101,6 +94,18 @@ class Trainer:
     def evaluating(self) -> bool:
         """The epoch's training steps are done and its test evaluation is not."""
         return self._eval_pos is not None
+
+    @property
+    def examples(self) -> int:
+        """Training images of the current epoch trained on so far (all of them while its test pass runs)."""
+        return self._seen
+
+    @property
+    def evaluated(self) -> int:
+        """Test images evaluated so far in the current test pass (0 outside one)."""
+        if self._eval_pos is None or self.x_test is None:
+            return 0
+        return min(self._eval_pos, len(self.x_test))
 
     @property
     def total_steps(self) -> int:
@@ -126,7 +131,7 @@ class Trainer:
         steps = 0
         while not self.done:
             if self.evaluating:
-                with self._clock():
+                with self._clock("test_seconds"):
                     event = self._eval_chunk()
             elif max_steps is not None and steps >= max_steps:
                 break
@@ -141,62 +146,67 @@ class Trainer:
                 break
         return events
 
-    def go_solo(self, x_train: np.ndarray, y_train: np.ndarray) -> None:
-        """Continue alone on the whole training set (the replicas are gone), on the same schedule.
+    def use_training_set(self, x_train: np.ndarray, y_train: np.ndarray, schedule: Schedule) -> None:
+        """Train on ``x_train`` with ``schedule``'s batches from now on (same position in the epoch).
 
-        A step whose gradients were computed but not applied is recomputed
-        over the whole global batch by the next :meth:`compute_gradients`.
+        A data-parallel replica that goes on alone swaps its shard for the whole set this way.
         """
         x_train, y_train = _check_dataset(self.model, x_train, y_train, "training set")
-        if len(x_train) != self.train_size:
-            raise ValueError(f"the whole training set has {self.train_size} images, got {len(x_train)}")
-        self.x_train, self.y_train, self.shard = x_train, y_train, None
+        if len(x_train) != schedule.n:
+            raise ValueError(f"the batch schedule is for {schedule.n} training images, got {len(x_train)}")
+        self.x_train, self.y_train, self.schedule = x_train, y_train, schedule
+        self.train_size = schedule.n
+
+    @property
+    def batch(self) -> int:
+        """The next training batch's number within the epoch (0-based)."""
+        return self._batch
 
     def _train_step(self) -> Event | None:
         """One forward/backward/update on the next batch; returns a step event."""
         return self.apply_gradients(self.compute_gradients())
 
     def compute_gradients(self) -> dict:
-        """Forward and backward on this trainer's part of the next global batch; no update.
+        """Forward and backward on the next batch; no update.
 
-        Afterwards every ``Param.grad`` holds the part's mean gradient times
-        its share of the global batch (part size / batch size), so the parts'
-        gradients sum to the whole batch's mean gradient. Returns the part's
-        {"count": images, "loss": mean loss times share, "correct": right
-        predictions}; summed over the parts, these describe the whole batch.
-        Calling it again before :meth:`apply_gradients` recomputes the same step.
+        Afterwards every ``Param.grad`` holds the batch's mean gradient.
+        Returns {"count": images, "loss": mean loss, "correct": right
+        predictions}, what :meth:`apply_gradients` takes. Calling it again
+        before :meth:`apply_gradients` recomputes the same step.
         """
-        with self._clock():
+        idx = self.schedule.batch(self._batch)
+        return self.part_gradients(self.x_train[idx], self.y_train[idx])
+
+    def part_gradients(self, x: np.ndarray, y: np.ndarray, share: float = 1.0) -> dict:
+        """Forward and backward on images ``x`` (n, H, W) with labels ``y`` (n,), a ``share`` of the batch.
+
+        Every ``Param.grad`` then holds their mean gradient times ``share``,
+        and the returned "loss" is their mean loss times ``share``: the parts
+        of a global batch, each weighted by its size over the batch's, add up
+        to the whole batch's (see :class:`~pycnn.replica.Replica`).
+        """
+        with self._clock("train_seconds"):
             if self.evaluating or self.done:
                 raise RuntimeError("no training step is due: the epoch's test evaluation or the run is unfinished")
-            j = self._batch
-            if self.shard is None:
-                idx, total = self.schedule.batch(j), None
-            else:
-                idx, total = self.schedule.local_batch(j, self.shard), self.schedule.batch_len(j)
-            if len(idx) == 0:  # this shard has run out; the others finish the epoch
-                for p in self.model.params():
-                    p.grad = np.zeros_like(p.value)
-                return {"count": 0, "loss": 0.0, "correct": 0}
-            y = self.y_train[idx]
-            logits = self.model.forward(self.model.as_images(self.x_train[idx]), training=True)
+            logits = self.model.forward(self.model.as_images(x), training=True)
             loss, dlogits = softmax_cross_entropy(logits, y)
-            share = 1.0 if total is None else len(idx) / total
             if share != 1.0:
                 # Gradients are linear in dlogits: scaling its (N, K) numbers scales
-                # every Param.grad, without a pass over all the parameters.
+                # every Param.grad, without a pass over all the parameters
+                # (docs/PERFORMANCE.md, "A part's share scales dlogits").
                 dlogits *= np.float32(share)
             self.model.backward(dlogits)
-            return {"count": len(idx), "loss": loss * share, "correct": int((logits.argmax(axis=1) == y).sum())}
+            return {"count": len(y), "loss": loss * share, "correct": int((logits.argmax(axis=1) == y).sum())}
 
     def apply_gradients(self, batch: dict) -> Event:
         """The optimizer step with the gradients in ``Param.grad``; returns the step event.
 
-        ``batch`` is :meth:`compute_gradients`'s dict summed over all parts of
-        the global batch. Raises :class:`DivergedError`, keeping the last finite weights,
-        if its loss is not finite or has exploded (see :meth:`_diverged`).
+        ``batch`` is :meth:`compute_gradients`'s dict (or :meth:`part_gradients`'
+        summed over all parts of the global batch). Raises :class:`DivergedError`,
+        keeping the last finite weights, if its loss is not finite or has exploded
+        (see :meth:`_loss_limit`).
         """
-        with self._clock():
+        with self._clock("train_seconds"):
             loss, count, correct = float(batch["loss"]), int(batch["count"]), int(batch["correct"])
             if self._first_loss is None:
                 self._first_loss = loss
@@ -219,13 +229,15 @@ class Trainer:
             return event
 
     @contextmanager
-    def _clock(self) -> Iterator[None]:
-        """Count the time inside the block as the epoch's (its event's "seconds")."""
+    def _clock(self, total: str) -> Iterator[None]:
+        """Count the time inside the block as the epoch's (its event's "seconds") and in ``self.<total>``."""
         tick = time.perf_counter()
         try:
             yield
         finally:
-            self._seconds += time.perf_counter() - tick
+            spent = time.perf_counter() - tick
+            self._seconds += spent
+            setattr(self, total, getattr(self, total) + spent)
 
     def _loss_limit(self) -> float:
         """A loss above this has exploded: 100 times the larger of the first step's loss and ln K,
@@ -267,7 +279,7 @@ class Trainer:
 
     def _finish_epoch(self) -> Event:
         """The epoch event; its "seconds" is the time this trainer spent on the epoch's
-        steps and test evaluation (a data-parallel replica's waiting for the others excluded)."""
+        steps and test evaluation (waiting between calls excluded)."""
         self.epoch += 1
         self.optimizer.lr *= self.lr_decay
         test_accuracy = None if self.x_test is None else self._test_correct / len(self.x_test)
@@ -303,9 +315,18 @@ def fit(model: Sequential, x_train: np.ndarray, y_train: np.ndarray,
                           f"got {type(optimizer).__name__}")
     trainer = Trainer(model, x_train, y_train, x_test, y_test, optimizer=optimizer,
                       batch_size=batch_size, epochs=epochs, seed=seed, lr_decay=lr_decay)
+    return train_to_end(trainer, callback)
+
+
+def train_to_end(trainer: Trainer, callback: Callable[[Event], None] | None = None) -> list[Event]:
+    """Run ``trainer`` until it is done, handing ``callback`` every event; returns the epoch events.
+
+    The loop of :func:`fit` and of ``pycnn train``. It takes a step at a time,
+    so an interrupt (Ctrl-C) finds ``trainer`` between two steps.
+    """
     history = []
     while not trainer.done:
-        for event in trainer.run(max_steps=trainer.steps_per_epoch):
+        for event in trainer.run(max_steps=1):
             if callback is not None:
                 callback(event)
             if event["kind"] == "epoch":

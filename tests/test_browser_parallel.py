@@ -37,7 +37,8 @@ def train(visit) -> None:
 
 def test_two_workers_train_like_one_worker_on_the_same_batches(visit, mnist):
     import pycnn
-    from pycnn import web
+    from pycnn import settings
+    from pycnn.parallel import ShardSchedule
     from pycnn.train import Trainer
 
     visit.open_ready()
@@ -50,23 +51,26 @@ def test_two_workers_train_like_one_worker_on_the_same_batches(visit, mnist):
     assert "Done" in visit.message(), visit.message()
     note = page.locator("#workers-note")
     assert note.get_attribute("data-workers") == "2", note.inner_text()
-    assert float(note.get_attribute("data-speedup")) > 0 and float(note.get_attribute("data-wait-ms")) >= 0
-    assert "images/s" in page.inner_text("#progress-speed")
+    # Two workers are at most twice as fast as one, and each waits only part of a step for the other.
+    speedup, wait_ms, step_ms = (float(note.get_attribute(f"data-{k}")) for k in ("speedup", "wait-ms", "step-ms"))
+    assert 0 < speedup <= 2, note.inner_text()
+    assert 0 <= wait_ms < step_ms, note.inner_text()
+    assert "images/s · took" in page.inner_text("#progress-speed")
     with page.expect_download() as download:
         page.click("#download")
     trained = pycnn.load_model(download.value.path())
 
     # One process on the same global batches: the two-shard schedule over the first 1,000 images.
-    config = web.validate_config({"preset": "seed", "optimizer": "sgd", "lr": 0.05, "batch_size": 64,
-                                  "train_size": 1000, "n_filter": 8, "filter_size": 6, "stride": 2,
-                                  "padding": 2, "shards": 2})
-    model = web._build(config)
+    config = settings.validate_config({"preset": "seed", "optimizer": "sgd", "lr": 0.05, "batch_size": 64,
+                                       "train_size": 1000, "n_filter": 8, "filter_size": 6, "stride": 2,
+                                       "padding": 2, "shards": 2})
+    model = settings.build(config)
     x_train, y_train, _, _ = mnist
     Trainer(model, x_train[:1000], y_train[:1000], optimizer=pycnn.SGD(model.params(), lr=0.05),
-            batch_size=64, shards=2, seed=0).run()
+            schedule=ShardSchedule(1000, 64, 2, 0)).run()
     # Pyodide's numpy and CPython's add up products in different orders: float32 round-off only.
     np.testing.assert_allclose(trained.flat_params(), model.flat_params(), rtol=1e-4, atol=1e-6)
-    assert not np.array_equal(trained.flat_params(), web._build(config).flat_params()), "nothing was trained"
+    assert not np.array_equal(trained.flat_params(), settings.build(config).flat_params()), "nothing was trained"
     assert visit.console_errors == []
 
 
@@ -107,10 +111,14 @@ def start_a_longer_run_of_two_workers(visit, epochs: str):
 
 
 def test_stop_halts_a_run_of_two_workers_within_two_seconds(visit):
-    start_a_longer_run_of_two_workers(visit, "3")
+    page = start_a_longer_run_of_two_workers(visit, "3")
     stop_within_two_seconds(visit)
     assert visit.state() == "ready"
     assert "Stopped" in visit.message(), visit.message()
+    # The run's figures (speed, time left, speed-up) are cleared with it.
+    assert page.inner_text("#progress-speed") == ""
+    assert "×" not in page.inner_text("#workers-note")
+    assert page.locator("#workers-note").get_attribute("data-workers") is None
     assert visit.console_errors == []
 
 

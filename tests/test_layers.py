@@ -9,16 +9,17 @@ import numpy as np
 import pytest
 
 import pycnn.layers
+import pycnn.ops
 from pycnn.layers import Conv2D, Dense, Flatten, MaxPool2D, Param, ReLU, layer_from_config
 
 H = 1e-6  # central-difference step; float64 keeps its error near 1e-10
 
 
 
-# layers.PYODIDE picks `@` and np.maximum (native) or einsum and np.where (Pyodide): check both in CPython.
+# ops.PYODIDE picks `@` and np.maximum (native) or einsum and np.where (Pyodide): check both in CPython.
 @pytest.fixture(autouse=True, params=[False, True], ids=["native", "pyodide"])
 def spelling(request, monkeypatch):
-    monkeypatch.setattr(pycnn.layers, "PYODIDE", request.param)
+    monkeypatch.setattr(pycnn.ops, "PYODIDE", request.param)
     return request.param
 
 

@@ -298,3 +298,10 @@ def test_load_refuses_a_zip_that_is_not_npz(tmp_path):
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("readme.txt", "hello")
     assert "is a zip archive but not a .npz file (it holds readme.txt)" in load_error(path)
+
+
+def test_describe_has_a_line_per_layer_with_its_output_and_parameters():
+    model = build_model("lenet", seed=0)
+    lines = model.describe().splitlines()
+    assert len(lines) == len(model.layers)
+    assert lines[0].split() == ["conv1", "Conv2D", "->", "(28,", "28,", "16)", "416", "params"]

@@ -1,12 +1,12 @@
-"""Data-parallel training in one process: the shard schedule, flat vectors, and replicas
-that sum their gradients end where a single trainer on the same global batches ends."""
+"""The batch schedule of data-parallel training (pycnn.parallel), flat parameter vectors, and why
+weighted parts of a batch sum to its gradient. The replicas themselves: tests/test_replica.py."""
 
 import numpy as np
 import pytest
 
-from pycnn import SGD, Adam, Trainer
+from pycnn import SGD, Trainer
 from pycnn.losses import softmax_cross_entropy
-from pycnn.parallel import ShardSchedule
+from pycnn.parallel import ShardSchedule, ShardView
 from test_train import tiny_data, tiny_model, weights
 
 # ---------------------------------------------------------------- the schedule
@@ -115,100 +115,29 @@ def test_weighted_gradients_of_shards_sum_to_the_whole_batch_gradient():
     assert summed_loss == pytest.approx(whole_loss, rel=1e-5)
 
 
-def replicas(shards, data, make_optimizer, **kwargs):
-    """One trainer per shard, each holding only its shard, as the browser's workers do."""
-    x, y, xt, yt = data
-    out = []
-    for k in range(shards):
-        model = tiny_model()
-        s = ShardSchedule(len(x), kwargs["batch_size"], shards)
-        lo, hi = s.bounds[k], s.bounds[k + 1]
-        out.append(Trainer(model, x[lo:hi].copy(), y[lo:hi].copy(), xt if k == 0 else None, yt if k == 0 else None,
-                           optimizer=make_optimizer(model), shards=shards, shard=k, train_size=len(x), **kwargs))
-    return out
+def test_a_shard_view_is_that_shards_part_of_each_global_batch():
+    s = ShardSchedule(41, 8, 3, seed=2)
+    view = ShardView(s, 1)
+    assert (view.n, view.batch_size, view.steps_per_epoch) == (s.shard_size(1), 8, s.steps_per_epoch)
+    view.start_epoch()  # draws every shard's order, as the whole schedule does
+    for j in range(s.steps_per_epoch):
+        np.testing.assert_array_equal(view.batch(j), s.local_batch(j, 1))
+    with pytest.raises(ValueError, match="from 0 to 2"):
+        ShardView(s, 3)
 
 
-def all_reduce_step(trainers):
-    """What web/parallel.js does: sum the parts' gradients and stats, every replica applies the sum."""
-    parts = [t.compute_gradients() for t in trainers]
-    total = np.sum([t.model.flat_grads() for t in trainers], axis=0, dtype=np.float32)
-    batch = {key: sum(p[key] for p in parts) for key in ("count", "loss", "correct")}
-    events = []
-    for t in trainers:
-        t.model.set_flat_grads(total)
-        events.append(t.apply_gradients(batch))
-    return events
-
-
-@pytest.mark.parametrize("shards, n, make_optimizer", [
-    (2, 40, lambda m: SGD(m.params(), lr=0.05)),
-    (3, 41, lambda m: SGD(m.params(), lr=0.05)),  # uneven shards, partial last batch
-    (3, 41, lambda m: Adam(m.params(), lr=0.01)),
-])
-def test_replicas_end_where_one_trainer_on_the_same_global_batches_ends(shards, n, make_optimizer):
-    data = tiny_data(n=n)
-    kwargs = dict(batch_size=8, epochs=2, seed=4)
+def test_a_trainer_on_a_sharded_schedule_trains_its_global_batches():
+    """One process holding all the data reproduces a 3-worker run's batches."""
+    x, y, _, _ = tiny_data(n=41)
     model = tiny_model()
-    single = Trainer(model, *data, optimizer=make_optimizer(model), shards=shards, **kwargs)
-    group = replicas(shards, data, make_optimizer, **kwargs)
-    single_events = []
-    while not single.done:
-        single_events += single.run()
-    group_events = []
-    while not group[0].done:
-        if group[0].evaluating:  # only the first replica has the test set
-            group_events += [t.run(max_steps=0) for t in group][0]
-        else:
-            group_events.append(all_reduce_step(group)[0])
-    assert len(group_events) == len(single_events) == 2 * (single.steps_per_epoch + 1)
-    for a, b in zip(single_events, group_events, strict=True):
-        assert a["kind"] == b["kind"]
-        assert a.get("loss") == pytest.approx(b.get("loss"), rel=1e-4)
-        if a["kind"] == "step":
-            assert (a["accuracy"], a["examples"]) == (b["accuracy"], b["examples"])
-    for t in group[1:]:  # the replicas stay bit-identical
-        np.testing.assert_array_equal(t.model.flat_params(), group[0].model.flat_params())
-    np.testing.assert_allclose(group[0].model.flat_params(), model.flat_params(), rtol=1e-4, atol=1e-5)
-    assert group_events[-1]["test_accuracy"] == single_events[-1]["test_accuracy"]
-
-
-def test_a_replica_left_alone_goes_on_with_the_same_batches():
-    data = tiny_data(n=40)
-    kwargs = dict(batch_size=8, epochs=1, seed=1)
-    model = tiny_model()
-    single = Trainer(model, *data, optimizer=SGD(model.params(), lr=0.05), shards=2, **kwargs)
-    single.run()
-    group = replicas(2, data, lambda m: SGD(m.params(), lr=0.05), **kwargs)
-    all_reduce_step(group)
-    all_reduce_step(group)
-    group[0].compute_gradients()  # the other replica dies before this step is applied
-    group[0].go_solo(data[0], data[1])
-    while not group[0].done:
-        group[0].run()
-    np.testing.assert_allclose(group[0].model.flat_params(), model.flat_params(), rtol=1e-5, atol=1e-6)
-
-
-def test_an_epoch_driven_step_by_step_counts_the_time_spent_in_its_steps():
-    """Replicas train through compute_gradients/apply_gradients, not run(): their epoch's
-    "seconds" must still count those steps (it once counted only the test evaluation)."""
-    import time
-
-    group = replicas(2, tiny_data(n=400), lambda m: SGD(m.params(), lr=0.05), batch_size=8, epochs=1)
-    in_steps = 0.0
-    while not group[0].evaluating:
-        tick = time.perf_counter()
-        all_reduce_step(group)
-        in_steps += time.perf_counter() - tick
-    epoch = [e for e in group[0].run() if e["kind"] == "epoch"][0]
-    assert epoch["seconds"] >= 0.4 * in_steps > 0  # its share of the steps' time, at least (two replicas here)
-
-
-def test_a_shard_of_the_wrong_size_is_refused():
-    x, y, _, _ = tiny_data(n=40)
-    model = tiny_model()
-    with pytest.raises(ValueError, match="shard 1 of 40 images over 2 shards holds 20 images, got 19"):
-        Trainer(model, x[:19], y[:19], optimizer=SGD(model.params(), lr=0.1), batch_size=8,
-                shards=2, shard=1, train_size=40)
+    schedule = ShardSchedule(41, 8, 3, seed=4)
+    trainer = Trainer(model, x, y, optimizer=SGD(model.params(), lr=0.05), schedule=schedule)
+    reference = ShardSchedule(41, 8, 3, seed=4)
+    reference.start_epoch()
+    seen = [trainer.apply_gradients(trainer.compute_gradients())["examples"] for _ in range(3)]
+    assert seen == np.cumsum([len(reference.batch(j)) for j in range(3)]).tolist()
+    with pytest.raises(ValueError, match="schedule is for 41 training images, got 40"):
+        Trainer(model, x[:40], y[:40], optimizer=SGD(model.params(), lr=0.05), schedule=schedule)
 
 
 def test_split_steps_are_the_ordinary_step():

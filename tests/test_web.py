@@ -1,12 +1,15 @@
 """pycnn.web, the API the browser worker calls, run in CPython on real MNIST.
 
-The worker hands it raw bytes (the pixel bytes after each IDX header, the
-canvas ink) and plain dicts; every reply must be plain data (dict, list, int,
-float, str, bytes, None) so ``toJs`` can convert it.
+The worker hands it raw bytes (the MNIST files as fetched, the canvas ink, model
+files) and plain dicts; every reply must be plain data (dict, list, int, float,
+str, bytes, None) so ``toJs`` can convert it, and every call that changes
+something carries the session's whole state. The session's rules themselves
+are tested in tests/test_session.py.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 
@@ -14,10 +17,13 @@ import numpy as np
 import pytest
 
 import pycnn
+import pycnn.session
+import pycnn.settings
 from pycnn import web
-from pycnn.errors import ConfigError
+from pycnn.errors import DataFormatError, SessionError
 from pycnn.metrics import confusion_matrix
 from pycnn.model import ModelFormatError
+from pycnn.session import Session
 
 N_TRAIN, N_TEST = 2000, 500
 
@@ -89,20 +95,57 @@ def canvas_from_digit(image: np.ndarray, scale: int = 10) -> tuple[bytes, int, i
 # ---------------------------------------------------------------- data set
 
 
+def idx_file(array: np.ndarray) -> bytes:
+    """An IDX file of uint8 ``array``, as MNIST's files are."""
+    magic = bytes([0, 0, 8, array.ndim])
+    return magic + b"".join(int(d).to_bytes(4, "big") for d in array.shape) + array.astype(np.uint8).tobytes()
+
+
+@pytest.fixture(scope="module")
+def mnist_files(mnist):
+    """The first N_TRAIN / N_TEST images and labels as the four gzipped IDX files the page fetches."""
+    x_train, y_train, x_test, y_test = mnist
+    return [gzip.compress(idx_file(a), compresslevel=1)
+            for a in (x_train[:N_TRAIN], y_train[:N_TRAIN], x_test[:N_TEST], y_test[:N_TEST])]
+
+
+def test_set_mnist_parses_the_gzipped_idx_files_as_fetched(mnist_files, mnist):
+    reply = web.set_mnist(*(FakeJsBuffer(f) for f in mnist_files))
+    assert {k: reply[k] for k in ("train", "test")} == {"train": N_TRAIN, "test": N_TEST}
+    assert reply["state"]["mnist"] == {"train": N_TRAIN, "test": N_TEST} and is_plain(reply)
+    s = web.training_sample(3, seed=1)
+    np.testing.assert_array_equal(np.frombuffer(s["pixels"], np.uint8).reshape(3, 28, 28, 4)[..., 0],
+                                  mnist[0][s["indices"]])
+
+
+def test_set_mnist_takes_raw_idx_files_too(mnist_files):
+    raw = [gzip.decompress(f) for f in mnist_files]
+    assert web.set_mnist(*raw)["train"] == N_TRAIN
+
+
+def test_set_mnist_refuses_broken_files_and_keeps_nothing(mnist_files):
+    with pytest.raises(DataFormatError):
+        web.set_mnist(mnist_files[0][:100], *mnist_files[1:])
+    with pytest.raises(DataFormatError):
+        web.set_mnist(mnist_files[1], mnist_files[0], *mnist_files[2:])  # labels and images swapped
+    assert web.state()["mnist"] is None
+
+
 def test_set_dataset_takes_idx_pixel_bytes(mnist_bytes):
-    assert web.set_dataset(**mnist_bytes) == {"train": N_TRAIN, "test": N_TEST}
+    reply = web.set_dataset(**mnist_bytes)
+    assert (reply["train"], reply["test"]) == (N_TRAIN, N_TEST)
 
 
 def test_set_dataset_accepts_pyodide_buffers(mnist_bytes):
     args = {k: FakeJsBuffer(v) if isinstance(v, bytes) else v for k, v in mnist_bytes.items()}
-    assert web.set_dataset(**args) == {"train": N_TRAIN, "test": N_TEST}
+    assert web.set_dataset(**args)["train"] == N_TRAIN
 
 
 @pytest.mark.parametrize("change, message", [
     ({"train_shape": [N_TRAIN, 28, 27]}, r"shape \(N, 28, 28\)"),
-    ({"train_shape": [N_TRAIN + 1, 28, 28]}, r"bytes for shape"),
-    ({"test_labels": b"\x01" * (N_TEST - 1)}, r"499 labels for 500 images"),
-    ({"train_labels": b"\x0c" * N_TRAIN}, r"labels must lie in 0..9"),
+    ({"train_shape": [N_TRAIN + 1, 28, 28]}, r"bytes are not images of shape"),
+    ({"test_labels": b"\x01" * (N_TEST - 1)}, r"500 test images but labels of shape \(499,\)"),
+    ({"train_labels": b"\x0c" * N_TRAIN}, r"train labels outside 0..9"),
     ({"train_images": 12345}, r"must be bytes-like"),
     ({"test_shape": "many"}, r"list of whole numbers"),
 ])
@@ -111,21 +154,34 @@ def test_set_dataset_rejects_inconsistent_buffers(mnist_bytes, change, message):
         web.set_dataset(**{**mnist_bytes, **change})
 
 
+def test_defaults_hold_the_form_and_the_learning_rate_per_optimizer():
+    d = web.defaults()
+    assert d["settings"] == pycnn.settings.DEFAULTS and d["lr"] == {"adam": 0.001, "momentum": 0.01, "sgd": 0.1}
+    assert d["max_workers"] == 8 and d["settings"]["lr"] == d["lr"][d["settings"]["optimizer"]]
+    assert is_plain(d) and web.validate_config(d["settings"], N_TRAIN)["lr"] == 0.001
+
+
 # ---------------------------------------------------------------- models
 
 
 def test_load_pretrained_reports_the_model():
-    info = web.load_pretrained(pycnn.build_model("lenet").to_bytes())
+    info = web.load_pretrained(pycnn.build_model("lenet").to_bytes())["model"]
     assert info["name"] == "lenet" and info["source"] == "pretrained"
     assert info["parameters"] == sum(p.value.size for p in pycnn.build_model("lenet").params())
-    assert is_plain(info) and web.model_info() == info
+    assert is_plain(info) and web.state()["model"] == info
+
+
+def test_load_pretrained_reports_the_model_and_the_state():
+    reply = web.load_pretrained(pycnn.build_model("lenet").to_bytes())
+    assert reply["state"]["phase"] == "idle" and reply["state"]["model"] == reply["model"]
+    assert is_plain(reply)
 
 
 @pytest.mark.parametrize("data", [b"", b"not a zip file", b"PK\x03\x04broken"])
 def test_load_pretrained_rejects_non_models(data):
     with pytest.raises(ModelFormatError):
         web.load_pretrained(data)
-    assert web.model_info() is None
+    assert web.state()["model"] is None
 
 
 def test_model_bytes_round_trip():
@@ -145,7 +201,7 @@ def test_nothing_works_before_a_model_is_loaded():
 
 
 def test_empty_canvas_gives_no_guess(loaded):
-    assert web.predict(bytes(280 * 280), 280, 280) == {"digit": None, "probs": None, "image": None}
+    assert web.predict(bytes(280 * 280), 280, 280) == {"digit": None, "probs": None, "image": None, "maps": None}
 
 
 def test_predict_returns_digit_probabilities_and_the_network_input(loaded):
@@ -182,57 +238,15 @@ def test_predict_rejects_bad_canvases(loaded, pixels, width, height, message):
         web.predict(pixels, width, height)
 
 
-# ---------------------------------------------------------------- settings
+# ---------------------------------------------------------------- settings (the checks: tests/test_settings.py)
 
 
-def test_validate_config_fills_defaults():
-    config = web.validate_config({}, train_available=N_TRAIN)
-    assert config == {"preset": "lenet", "optimizer": "adam", "lr": 0.001, "momentum": 0.9, "batch_size": 64,
-                      "epochs": 1, "train_size": N_TRAIN, "seed": 0, "shards": 1}
-    seed = web.validate_config({"preset": "seed", "lr": 0.01, "batch_size": 32.0})
-    assert seed["batch_size"] == 32 and isinstance(seed["batch_size"], int)
-    assert (seed["n_filter"], seed["filter_size"], seed["stride"], seed["padding"]) == (32, 7, 1, 1)
+def test_validate_config_takes_a_js_object():
+    class FakeJsObject:
+        def to_py(self):
+            return {"batch_size": 32}
 
-
-@pytest.mark.parametrize("config, message", [
-    ({"lr": 1e9}, r"learning rate must be between 1e-06 and 1, got 1e\+09"),
-    ({"lr": -0.1}, r"learning rate must be a positive finite number, got -0\.1"),
-    ({"lr": float("nan")}, r"learning rate must be a positive finite number, got nan"),
-    ({"lr": "fast"}, r"learning rate must be a positive finite number, got 'fast'"),
-    ({"batch_size": 0}, r"batch size must be a whole number >= 1, got 0"),
-    ({"batch_size": 10**6}, r"batch size must be between 1 and 512"),
-    ({"batch_size": 2.5}, r"batch size must be a whole number"),
-    ({"epochs": 0}, r"epochs must be a whole number >= 1, got 0"),
-    ({"epochs": 50}, r"epochs must be between 1 and 20"),
-    ({"epochs": True}, r"epochs must be a whole number"),
-    ({"train_size": 10}, r"training-set size must be between 100 and 60000"),
-    ({"train_size": 0}, r"the training-set size \(--limit\) must be a whole number >= 1, got 0"),
-    ({"preset": "vgg"}, r"preset must be 'seed' or 'lenet'"),
-    ({"optimizer": "rmsprop"}, r"optimizer must be one of sgd, momentum, adam"),
-    ({"learning_rate": 0.1}, r"unknown training setting 'learning_rate'"),
-    ({"preset": "seed", "n_filter": 0}, r"number of filters must be a whole number >= 1, got 0"),
-    ({"preset": "seed", "n_filter": 65}, r"number of filters must be between 1 and 64"),
-    ({"preset": "seed", "filter_size": 31},
-     r"a filter 31 pixels in height is larger than the padded image "
-     r"\(28 \+ 2\*1 = 30\); use a filter of at most 30 or padding of at least 2"),
-    ({"preset": "seed", "filter_size": 29, "padding": 1}, r"filter size must be between 1 and 28"),
-    ({"preset": "seed", "filter_size": 3, "padding": 3}, r"padding must be between 0 and 2"),
-    ({"preset": "seed", "stride": 0}, r"stride must be a whole number >= 1, got 0"),
-    ({"preset": "seed", "stride": 2}, r"stride 2 does not tile the image's height: \(28 \+ 2\*1 - 7\) / 2 \+ 1 = "
-                                      r"12\.5 is not a whole number of positions; with padding 1 use stride 1 or 23, "
-                                      r"or with stride 2 and padding 1 use a filter of 6 or 8"),
-    ({"shards": 0}, r"number of workers must be between 1 and 16"),
-    ({"batch_size": 4, "shards": 5}, r"number of workers must be between 1 and 4"),
-])
-def test_validate_config_rejects_absurd_settings(config, message):
-    with pytest.raises(ConfigError, match=message):
-        web.validate_config(config)
-
-
-def test_a_training_set_size_above_the_data_uses_all_and_says_so():
-    config = web.validate_config({"train_size": 70000}, train_available=N_TRAIN)
-    assert config["train_size"] == N_TRAIN
-    assert config["note"] == f"the data has only {N_TRAIN:,} training images; using all of them (asked for 70,000)"
+    assert web.validate_config(FakeJsObject(), N_TRAIN)["batch_size"] == 32
 
 
 def test_start_training_refuses_steps_too_slow_for_the_browser(loaded):
@@ -252,12 +266,17 @@ def test_start_training_needs_data():
 # ---------------------------------------------------------------- training
 
 
+def model_info() -> dict | None:
+    return web.state()["model"]
+
+
 def test_start_training_describes_the_run(loaded):
     info = web.start_training({"preset": "seed", "n_filter": 8, "train_size": 1000, "batch_size": 100, "epochs": 2})
     assert is_plain(info)
     assert info["steps_per_epoch"] == 10 and info["total_steps"] == 20 and info["train_size"] == 1000
     assert info["model"]["name"] == "seed" and info["model"]["hparams"]["n_filter"] == 8
-    assert web.model_info()["source"] == "pretrained"  # drawing keeps the old model meanwhile
+    assert info["state"]["phase"] == "training" and info["state"]["run"]["phase"] == "training"
+    assert model_info()["source"] == "pretrained"  # drawing keeps the old model meanwhile
 
 
 def test_a_full_run_reports_progress_and_replaces_the_model(trained_lenet):
@@ -268,45 +287,39 @@ def test_a_full_run_reports_progress_and_replaces_the_model(trained_lenet):
     epochs = [e for s in slices for e in s["events"] if e["kind"] == "epoch"]
     assert [e["step"] for e in steps] == list(range(1, math.ceil(N_TRAIN / 32) + 1))
     assert len(epochs) == 1 and epochs[0]["test_accuracy"] > 0.8  # observed 0.88 on 500 test digits
-    fractions = [s["progress"]["fraction"] for s in slices]
+    runs = [s["state"]["run"] for s in slices]
+    fractions = [r["fraction"] for r in runs]
     assert fractions == sorted(fractions) and fractions[-1] == 1
-    assert all(s["progress"]["examples_per_second"] > 0 for s in slices)
+    assert all(r["images_per_s"] > 0 for r in runs)
     losses = [e["loss"] for e in steps]
     assert all(loss > 0 for loss in losses) and np.mean(losses[-5:]) < np.mean(losses[:5])  # it learns
     assert all(0 <= e["running_accuracy"] <= 1 for e in steps)
-    final = slices[-1]["model"]
-    assert final["source"] == "trained" and final["test_accuracy"] == epochs[0]["test_accuracy"]
-    assert final["epochs"] == 1 and slices[-1]["diverged"] is None
+    final = slices[-1]["state"]
+    assert final["phase"] == "idle" and final["run"]["phase"] == "done"
+    assert final["model"]["source"] == "trained" and final["model"]["test_accuracy"] == epochs[0]["test_accuracy"]
+    assert final["model"]["epochs"] == 1 and final["previous"] is None
 
 
 def test_train_slice_needs_a_run(loaded):
-    with pytest.raises(ValueError, match="no training run"):
+    with pytest.raises(SessionError, match="no training run"):
         web.train_slice(0.1)
 
 
-def test_stop_before_an_epoch_keeps_the_previous_model(loaded):
+def test_stop_keeps_the_weights_reached(loaded):
     web.start_training({"train_size": 1000, "batch_size": 50})
-    web.train_slice(1, max_steps=1)
-    out = web.stop()
-    assert out == {"kept": False, "model": web.model_info()} and out["model"]["source"] == "pretrained"
-    with pytest.raises(ValueError, match="no training run"):
+    web.train_slice(1, max_steps=2)
+    reached = web.params()
+    assert web.request_stop()["state"]["phase"] == "stopping"
+    out = web.train_slice(0.1)
+    assert out["done"] is True and out["events"] == []
+    assert out["state"]["model"]["stopped"] == "stopped after 100 images of epoch 1"
+    assert out["state"]["previous"]["source"] == "pretrained" and out["state"]["run"]["speed"] == ""
+    assert pycnn.load_model(web.model_bytes()).flat_params().tobytes() == reached
+    with pytest.raises(SessionError, match="no training run"):
         web.train_slice(0.1)
-    assert web.stop()["kept"] is False  # stopping twice is harmless
-
-
-def test_stop_after_an_epoch_keeps_the_weights_of_that_epoch(loaded, mnist):
-    web.start_training({"preset": "seed", "n_filter": 4, "train_size": 300, "batch_size": 100, "epochs": 3})
-    epoch = None
-    while epoch is None:
-        epoch = next((e for e in web.train_slice(0.01)["events"] if e["kind"] == "epoch"), None)
-    web.train_slice(0.01)  # a step into epoch 2: these weights must not be kept
-    out = web.stop()
-    assert out["kept"] is True
-    assert out["model"]["source"] == "trained" and out["model"]["epochs"] == 1
-    assert out["model"]["test_accuracy"] == epoch["test_accuracy"]
-    _, _, x_test, y_test = mnist
-    kept = pycnn.load_model(web.model_bytes())
-    assert np.mean(kept.predict(x_test[:N_TEST]) == y_test[:N_TEST]) == epoch["test_accuracy"]
+    assert web.request_stop()["state"]["phase"] == "idle"  # stopping without a run is harmless
+    back = web.restore_previous()
+    assert back["model"]["source"] == "pretrained" and back["state"]["previous"]["stopped"]
 
 
 def test_checkpoint_is_the_last_finished_epoch_for_the_page_to_keep(loaded):
@@ -320,23 +333,7 @@ def test_checkpoint_is_the_last_finished_epoch_for_the_page_to_keep(loaded):
     kept = web.checkpoint()
     assert {k: kept[k] for k in ("name", "epoch", "epochs", "test_accuracy")} == {
         "name": "seed", "epoch": 1, "epochs": 3, "test_accuracy": epoch["test_accuracy"]}
-    web.stop()  # Stop keeps the same epoch's weights
-    kept_model, current = pycnn.load_model(kept["bytes"]), pycnn.load_model(web.model_bytes())
-    for a, b in zip(kept_model.params(), current.params(), strict=True):
-        np.testing.assert_array_equal(a.value, b.value)
-
-
-@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
-def test_a_diverging_run_stops_and_says_so(loaded):
-    web.start_training({"preset": "seed", "n_filter": 4, "train_size": 200, "batch_size": 100, "epochs": 2})
-    # Poison one weight, as a blown-up update would: the next loss is not finite.
-    web._state.run.model.params()[0].value[...] = np.inf
-    out = web.train_slice(0.5)
-    assert out["done"] is True and out["model"]["source"] == "pretrained"
-    assert "diverged" in out["diverged"] and "learning rate" in out["diverged"]
-    assert is_plain(out)
-    with pytest.raises(ValueError, match="no training run"):
-        web.train_slice(0.1)
+    assert is_plain(kept)
 
 
 def test_replies_survive_json(trained_lenet, loaded):
@@ -344,6 +341,7 @@ def test_replies_survive_json(trained_lenet, loaded):
     slices, _ = trained_lenet
     json.dumps(slices)
     json.dumps(web.predict(bytes(28 * 28), 28, 28))
+    json.dumps(web.state())
 
 
 # ---------------------------------------------------------------- model files
@@ -355,10 +353,11 @@ def model_file(**kwargs) -> bytes:
 
 
 def test_load_model_file_makes_the_model_active(loaded):
-    info = web.load_model_file(FakeJsBuffer(model_file(n_filter=4)))
+    reply = web.load_model_file(FakeJsBuffer(model_file(n_filter=4)))
+    info = reply["model"]
     assert info["source"] == "file" and info["name"] == "seed" and info["hparams"]["n_filter"] == 4
-    assert is_plain(info) and web.model_info() == info
-    assert web.load_model_file(model_file(name="lenet"), source="saved")["source"] == "saved"
+    assert is_plain(reply) and model_info() == info and reply["state"]["previous"]["source"] == "pretrained"
+    assert web.load_model_file(model_file(name="lenet"), source="saved")["model"]["source"] == "saved"
     with pytest.raises(ValueError, match="source must be one of file, saved"):
         web.load_model_file(model_file(), source="cloud")
 
@@ -371,35 +370,34 @@ def test_load_model_file_makes_the_model_active(loaded):
     (model_file(img_height=32, img_width=32), r"this model takes images of shape \(32, 32, 1\)"),
 ])
 def test_refused_model_files_say_why_and_keep_the_model(loaded, data, message):
-    before, weights = web.model_info(), web.model_bytes()
+    before, weights = model_info(), web.model_bytes()
     with pytest.raises(ModelFormatError, match=message) as refused:
         web.load_model_file(data)
     assert "choose a .npz model saved by `pycnn train --save` or by this page" in str(refused.value)
-    assert web.model_info() == before and web.model_bytes() == weights
+    assert model_info() == before and web.model_bytes() == weights
 
 
 def test_use_pretrained_goes_back_to_the_pretrained_model(loaded):
-    pretrained = web.model_info()
+    pretrained = model_info()
     web.load_model_file(model_file(n_filter=4))
-    assert web.use_pretrained() == pretrained == web.model_info()
+    assert web.use_pretrained()["model"] == pretrained == model_info()
     web.reset()
-    with pytest.raises(ValueError, match="no pretrained model"):
+    with pytest.raises(SessionError, match="no pretrained model"):
         web.use_pretrained()
 
 
 # ---------------------------------------------------------------- insight
 
 
-def test_predict_with_maps_adds_each_convolutions_feature_maps(loaded, mnist):
+def test_predict_adds_each_convolutions_feature_maps(loaded, mnist):
     _, _, x_test, _ = mnist
-    out = web.predict(*canvas_from_digit(x_test[0]), with_maps=True)
+    out = web.predict(*canvas_from_digit(x_test[0]))
     assert [m["layer"] for m in out["maps"]] == ["conv1", "conv2"]
     assert [m["activation"] for m in out["maps"]] == ["relu1", "relu2"]
     assert [(m["count"], m["height"], m["width"]) for m in out["maps"]] == [(16, 28, 28), (32, 10, 10)]
     assert all(len(m["pixels"]) == m["count"] * m["height"] * m["width"] * 4 for m in out["maps"])
     assert is_plain(out)
-    assert {k: out[k] for k in ("digit", "probs", "image")} == web.predict(*canvas_from_digit(x_test[0]))
-    assert web.predict(bytes(784), 28, 28, with_maps=True)["maps"] is None
+    assert web.predict(bytes(784), 28, 28)["maps"] is None
 
 
 def test_filters_show_the_model_being_trained(loaded):
@@ -410,8 +408,11 @@ def test_filters_show_the_model_being_trained(loaded):
     assert (during["count"], during["height"]) == (4, 3)
     web.train_slice(1, max_steps=1)
     assert web.filters()["pixels"] != during["pixels"]  # one Adam step moves every weight
-    web.stop()
-    assert web.filters() == before  # nothing finished: the active model's filters again
+    web.request_stop()
+    web.train_slice()
+    assert web.filters()["pixels"] != before["pixels"]  # the stopped run's model is the current one
+    web.restore_previous()
+    assert web.filters() == before
     assert is_plain(before)
 
 
@@ -424,7 +425,8 @@ def test_chart_puts_runs_one_after_another(loaded):
     second = web.start_training({"preset": "seed", "n_filter": 4, "train_size": 300, "batch_size": 100})
     assert second["chart_end"] == 4 + 3
     web.train_slice(1, max_steps=1)
-    web.stop()
+    web.request_stop()
+    web.train_slice()
     series = web.chart()
     assert is_plain(series)
     assert series["runs"] == [{"start": 0, "end": 4}, {"start": 4, "end": 5}]
@@ -449,20 +451,23 @@ def test_evaluation_in_slices_matches_the_library(trained_lenet, mnist_bytes, mn
     _, model = trained_lenet
     web.set_dataset(**mnist_bytes)
     web.load_pretrained(model)
-    with pytest.raises(ValueError, match="no evaluation is running"):
+    with pytest.raises(SessionError, match="no evaluation is running"):
         web.evaluation_slice()
-    with pytest.raises(ValueError, match="no finished evaluation"):
+    with pytest.raises(SessionError, match="no finished evaluation"):
         web.evaluation_cell(0, 0)
-    assert web.start_evaluation() == {"evaluated": 0, "total": N_TEST, "done": False}
+    started = web.start_evaluation()
+    assert started["evaluation"] == {"evaluated": 0, "total": N_TEST, "done": False}
+    assert started["state"]["phase"] == "evaluating"
     slices = [web.evaluation_slice(0.0)]  # one chunk per call
     while slices[-1]["report"] is None:
         slices.append(web.evaluation_slice(0.0))
-    assert len(slices) == math.ceil(N_TEST / web.EVAL_BATCH)
+    assert len(slices) == math.ceil(N_TEST / pycnn.session.EVAL_BATCH)
     report = slices[-1]["report"]
     assert is_plain(slices)
     _, _, x_test, y_test = mnist
     accuracy, pred = pycnn.evaluate(pycnn.load_model(model), x_test[:N_TEST], y_test[:N_TEST])
-    assert report["accuracy"] == accuracy and report["model"] == web.model_info()
+    assert report["accuracy"] == accuracy and report["model"] == model_info()
+    assert slices[-1]["state"]["report"] == "current" and slices[-1]["state"]["phase"] == "idle"
     assert np.array_equal(report["confusion"], confusion_matrix(y_test[:N_TEST], pred, 10))
     assert np.allclose(np.sum(report["confusion_share"], axis=1), 1, atol=1e-3)
     gallery = report["gallery_images"]
@@ -479,138 +484,75 @@ def test_evaluation_in_slices_matches_the_library(trained_lenet, mnist_bytes, mn
     assert right["indices"] == [int(i) for i in np.flatnonzero((y_test[:N_TEST] == 1) & (pred == 1))[:50]]
     with pytest.raises(ValueError, match="label must be a digit"):
         web.evaluation_cell(10, 0)
-    # A new model makes the report stale: its cells are no longer offered.
-    web.use_pretrained()
-    with pytest.raises(ValueError, match="no finished evaluation"):
-        web.evaluation_cell(0, 0)
+    # A new model makes the report stale (its cells still show the same test images).
+    assert web.load_model_file(model_file(n_filter=2))["state"]["report"] == "stale"
 
 
 # ---------------------------------------------------------------- data-parallel training
+# The first worker is a Session of its own here; this module's session is the extra worker,
+# so its calls take and give the bytes the workers swap.
 
 PARALLEL = {"preset": "seed", "optimizer": "sgd", "lr": 0.05, "batch_size": 32, "epochs": 1,
-            "train_size": 300, "n_filter": 8, "filter_size": 6, "stride": 2, "padding": 2, "shards": 2}
+            "train_size": 300, "n_filter": 8, "filter_size": 6, "stride": 2, "padding": 2}
 
 
-class Workers:
-    """Several pycnn.web states in one process, one per simulated browser worker."""
-
-    def __init__(self, count: int) -> None:
-        self.states = []
-        for _ in range(count):
-            web.reset()
-            self.states.append(web._state)
-
-    def on(self, k: int, name: str, *args):
-        web._state = self.states[k]
-        return getattr(web, name)(*args)
-
-    def step(self, ks):
-        """What the workers do for one step (web/parallel.js): compute everywhere, swap the
-        parts, apply everywhere with the others' gradients (each keeps its own)."""
-        parts = [self.on(k, "compute_gradients") for k in ks]
-        stats = [{key: p[key] for key in ("count", "loss", "correct")} for p in parts]
-        return [self.on(k, "apply_gradients", stats,
-                        *(None if j == i else FakeJsBuffer(p["grads"]) for j, p in enumerate(parts)))
-                for i, k in enumerate(ks)]
-
-    def run(self, ks, until=lambda out: False):
-        """Steps (and the first worker's test evaluations) until the run ends; the first worker's slices."""
-        slices = []
-        while not slices or not slices[-1]["done"]:
-            out = self.step(ks)
-            slices.append(out[0])
-            if until(out[0]):
-                break
-            while slices[-1]["evaluating"]:
-                slices.append(self.on(0, "train_slice", 5, 0))
-                for k in ks[1:]:
-                    assert self.on(k, "train_slice", 5, 0)["evaluating"] is False  # replicas have no test set
-        return slices
+def test_an_extra_worker_trains_its_shard_from_the_bytes_it_is_sent(mnist):
+    x_train, y_train, x_test, y_test = mnist
+    first = Session()
+    first.set_mnist(x_train[:N_TRAIN], y_train[:N_TRAIN], x_test[:N_TEST], y_test[:N_TEST])
+    first.start_training(PARALLEL, workers=2)
+    shard = first.shard_data(1)
+    out = web.start_replica(first.run.config, FakeJsBuffer(shard["images"].tobytes()),
+                            FakeJsBuffer(shard["labels"].astype(np.uint8).tobytes()), [150, 28, 28], 1,
+                            FakeJsBuffer(first.params().tobytes()))
+    assert out == {"shard": 1, "train_size": 150}
+    while first.running:
+        mine, theirs = first.compute_gradients(), web.compute_gradients()
+        assert is_plain(theirs)
+        parts = [{k: p[k] for k in ("count", "loss", "correct", "seconds")} for p in (mine, theirs)]
+        reply = first.apply_gradients(parts, [None, np.frombuffer(theirs["grads"], np.float32)])
+        extra = web.apply_gradients(parts, FakeJsBuffer(mine["grads"].tobytes()), None)
+        assert is_plain(extra) and extra["evaluating"] is False
+        if web.state()["phase"] == "training":
+            assert web.params() == first.params().tobytes()  # bit-identical replicas
+        while first.running and reply["evaluating"]:
+            reply = {**first.train_slice(5), "evaluating": first.running}
+    assert extra["done"] and extra["state"]["phase"] == "empty"
 
 
-def start_parallel(workers: Workers, mnist_bytes, config=PARALLEL) -> dict:
-    workers.on(0, "set_dataset", *mnist_bytes.values())
-    workers.on(0, "load_pretrained", pycnn.build_model("lenet").to_bytes())
-    info = workers.on(0, "start_training", config, 0)
-    params = workers.on(0, "params")
-    for k in range(1, info["shards"]):
-        shard = workers.on(0, "shard_data", k)
-        assert is_plain(shard)
-        out = workers.on(k, "start_replica", web.validate_config(config, 2000), FakeJsBuffer(shard["images"]),
-                         FakeJsBuffer(shard["labels"]), shard["shape"], k, FakeJsBuffer(params))
-        assert out == {"shard": k, "train_size": shard["shape"][0]}
-    return info
-
-
-def test_two_workers_end_with_the_weights_of_one_worker_on_the_same_batches(mnist_bytes):
-    web.set_dataset(**mnist_bytes)
-    web.start_training(PARALLEL)  # one worker, the two-shard schedule
-    while not (alone := web.train_slice(5))["done"]:
-        pass
-    expected = np.frombuffer(web.params(), np.float32)
-    workers = Workers(2)
-    info = start_parallel(workers, mnist_bytes)
-    assert (info["shards"], info["steps_per_epoch"]) == (2, 10)
-    slices = workers.run([0, 1])
-    assert all(is_plain(s) for s in slices)
-    assert slices[-1]["done"] and slices[-1]["model"]["source"] == "trained"
-    assert slices[-1]["progress"]["examples"] == 300
-    first, second = (np.frombuffer(workers.on(k, "params"), np.float32) for k in (0, 1))
-    np.testing.assert_array_equal(first, second)  # the replicas stay bit-identical
-    np.testing.assert_allclose(first, expected, rtol=1e-4, atol=1e-6)
-    assert slices[-1]["events"][-1]["test_accuracy"] == alone["events"][-1]["test_accuracy"]
-    # The first worker's trained model is the active one, as after an ordinary run.
-    model = pycnn.load_model(workers.on(0, "model_bytes"))
-    np.testing.assert_array_equal(model.flat_params(), first)
-
-
-def test_a_lone_first_worker_finishes_the_run_on_the_same_batches(mnist_bytes):
-    web.set_dataset(**mnist_bytes)
-    web.start_training(PARALLEL)
-    while not web.train_slice(5)["done"]:
-        pass
-    expected = np.frombuffer(web.params(), np.float32)
-    workers = Workers(2)
-    start_parallel(workers, mnist_bytes)
-    workers.step([0, 1])
-    workers.on(0, "compute_gradients")  # the second worker dies during this step
-    assert workers.on(0, "go_solo") == {"shards": 1}
-    slices = workers.run([0])
-    assert slices[-1]["done"]
-    np.testing.assert_allclose(np.frombuffer(workers.on(0, "params"), np.float32), expected, rtol=1e-4, atol=1e-6)
-
-
-@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the poisoned weight makes NaNs on purpose
-def test_a_diverging_parallel_run_ends_on_every_worker(mnist_bytes):
-    workers = Workers(2)
-    start_parallel(workers, mnist_bytes)
-    workers.step([0, 1])
-    # Poison one weight of the second replica only, as a blown-up update would: the summed loss is not finite.
-    workers.states[1].run.model.params()[0].value[...] = np.inf
-    out = workers.step([0, 1])
-    assert [o["done"] for o in out] == [True, True]
-    assert "diverged" in out[0]["diverged"] and out[0]["diverged"] == out[1]["diverged"]
-    assert workers.on(0, "model_info")["source"] == "pretrained"
-    assert is_plain(out[0])
+def test_the_first_workers_calls_give_bytes(loaded):
+    info = web.start_training(PARALLEL, workers=2)
+    assert info["shards"] == 2 and info["state"]["run"]["workers"] == 2
+    shard = web.shard_data(1)
+    assert is_plain(shard) and shard["shape"] == [150, 28, 28] and len(shard["images"]) == 150 * 784
+    part = web.compute_gradients()
+    assert is_plain(part) and len(part["grads"]) == 4 * len(np.frombuffer(web.params(), np.float32))
+    reply = web.apply_gradients([{k: part[k] for k in ("count", "loss", "correct", "seconds")}] * 2, None,
+                                part["grads"])
+    assert reply["state"]["run"]["examples"] == 2 * part["count"] and is_plain(reply)
+    assert web.go_solo() == {"shards": 1}
 
 
 @pytest.mark.parametrize("call, message", [
     (lambda: web.shard_data(1), "no training run"),
     (lambda: web.compute_gradients(), "no training run"),
-    (lambda: web.start_replica(PARALLEL, b"\0" * 784, b"\0", [1, 28, 28], 5, b""),
+    (lambda: web.start_replica({**PARALLEL, "shards": 2}, b"\0" * 784, b"\0", [1, 28, 28], 5, b""),
      "shard must be a whole number from 1 to 1"),
-    (lambda: web.start_replica(PARALLEL, b"\0" * 784, b"\0", [1, 28, 28], 1, b"\0" * 8), "float32 vector of"),
+    (lambda: web.start_replica({**PARALLEL, "shards": 2}, b"\0" * 784, b"\0", [1, 28, 28], 1, b"\0" * 8),
+     "float32 vector of"),
+    (lambda: web.start_replica({**PARALLEL, "shards": 2}, b"\0" * 784, b"\0", [1, 28, 28], 1, b"\0" * 7),
+     "not whole float32 numbers"),
     (lambda: web.validate_config({**PARALLEL, "batch_size": 16, "shards": 17}),
      "number of workers must be between 1 and 16"),
-    (lambda: web.apply_gradients([{"count": 1, "loss": 0.0, "correct": 0}] * 2, b"\0" * 4, b"\0" * 4),
-     "None in this worker's place"),
+    (lambda: web.start_training(PARALLEL, workers=0), "MNIST is not loaded"),
 ])
 def test_parallel_calls_refuse_what_does_not_fit(call, message):
     with pytest.raises(ValueError, match=message):
         call()
 
 
-def test_shard_data_needs_a_parallel_run(loaded):
-    web.start_training({**PARALLEL, "shards": 1})
-    with pytest.raises(ValueError, match="not data-parallel"):
-        web.shard_data(1)
+def test_apply_gradients_needs_none_in_this_workers_place(loaded):
+    web.start_training(PARALLEL, workers=2)
+    web.compute_gradients()
+    with pytest.raises(ValueError, match="None in this worker's place"):
+        web.apply_gradients([{"count": 1, "loss": 0.0, "correct": 0}] * 2, b"\0" * 4, b"\0" * 4)

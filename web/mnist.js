@@ -1,9 +1,13 @@
 // MNIST for the page, fetched on the main thread only when something needs it
 // (training, the evaluation, the training-data view), so a first visit never
-// downloads it. The caller owns the bytes and transfers them to the worker(s)
-// that hand them to pycnn.web.set_dataset.
+// downloads it. The four .gz files go to Python as they arrive
+// (pycnn.web.set_mnist decompresses and parses them); this file only counts bytes.
 
-const PARTS = { train_images: "trainImages", train_labels: "trainLabels", test_images: "testImages", test_labels: "testLabels" };
+import { ask } from "./connection.js";
+import { transfer } from "./peer.js";
+import { pageState, setPage, store } from "./store.js";
+
+const PARTS = ["train_images", "train_labels", "test_images", "test_labels"];
 
 // The body of `url` as bytes; onBytes(n) is called as each chunk of n bytes arrives.
 async function fetchCounting(url, path, onBytes) {
@@ -35,39 +39,13 @@ async function fetchCounting(url, path, onBytes) {
   return bytes;
 }
 
-async function gunzip(bytes) {
-  // A host that adds Content-Encoding: gzip has already inflated the file.
-  if (bytes[0] !== 0x1f || bytes[1] !== 0x8b) return bytes;
-  const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
-  return new Uint8Array(await new Response(stream).arrayBuffer());
-}
-
-// IDX: two zero bytes, type byte 0x08 (unsigned byte), number of dimensions,
-// then one big-endian uint32 per dimension, then the data.
-export function parseIdx(bytes, path) {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (bytes.length < 8 || view.getUint32(0) >>> 8 !== 0x08) throw new Error(`${path} is not an unsigned-byte IDX file`);
-  const ndim = view.getUint32(0) & 0xff;
-  const offset = 4 + 4 * ndim;
-  if (bytes.length < offset) throw new Error(`${path} is truncated`);
-  const shape = Array.from({ length: ndim }, (_, i) => view.getUint32(4 + 4 * i));
-  const count = shape.reduce((a, b) => a * b, 1);
-  if (bytes.length !== offset + count) throw new Error(`${path} holds ${bytes.length - offset} bytes of data, its header says ${count}`);
-  return { shape, data: bytes.subarray(offset) };
-}
-
 /**
- * Fetch, gunzip and parse the four MNIST files the site's manifest lists.
- *
- * manifest: the site's manifest.json ({mnist: {train_images: path, ...}, files: {path: {bytes}}}).
- * onProgress({loaded, total}): bytes downloaded so far, of the compressed total.
- * baseURL: what the manifest's relative paths are relative to.
- * Returns {trainImages, trainLabels, testImages, testLabels}, each {shape, data}:
- * shape [N, 28, 28] or [N], data a Uint8Array view of the pixels or labels
- * into a buffer of its own (transfer data.buffer; it also holds the header).
+ * Fetch the four MNIST files the site's manifest lists ({mnist: {train_images: path, ...},
+ * files: {path: {bytes}}}), relative to baseURL. onProgress({loaded, total}) as bytes
+ * arrive, total from the manifest. Returns the four files' bytes in PARTS order.
  */
-export async function loadMnist(manifest, onProgress = () => {}, baseURL = document.baseURI) {
-  const paths = Object.keys(PARTS).map((key) => manifest.mnist[key]);
+export async function fetchMnist(manifest, onProgress = () => {}, baseURL = document.baseURI) {
+  const paths = PARTS.map((key) => manifest.mnist[key]);
   let total = paths.reduce((sum, path) => sum + (manifest.files?.[path]?.bytes || 0), 0);
   let loaded = 0;
   onProgress({ loaded, total });
@@ -76,8 +54,44 @@ export async function loadMnist(manifest, onProgress = () => {}, baseURL = docum
     total = Math.max(total, loaded); // a host that inflates the files sends more than the manifest says
     onProgress({ loaded, total });
   };
-  const parsed = await Promise.all(paths.map(async (path) => {
-    return parseIdx(await gunzip(await fetchCounting(new URL(path, baseURL).href, path, onBytes)), path);
-  }));
-  return Object.fromEntries(Object.values(PARTS).map((name, i) => [name, parsed[i]]));
+  return Promise.all(paths.map((path) => fetchCounting(new URL(path, baseURL).href, path, onBytes)));
+}
+
+let manifest = null;
+let download = null; // the download and hand-over in progress; null until needed, and after a failure
+const watchers = new Set(); // show(text, fraction) of every view waiting for MNIST
+
+export const setManifest = (m) => (manifest = m);
+const megabytes = (n) => (n / 1e6).toFixed(1);
+
+async function load() {
+  setPage({ mnist: "loading" });
+  const files = await fetchMnist(manifest, ({ loaded, total }) => {
+    const text = `Downloading MNIST… ${megabytes(loaded)} of ${megabytes(total)} MB`;
+    if (pageState(store) === "ready") setPage({ status: text });
+    for (const show of watchers) show(text, total ? loaded / total : 0);
+  });
+  for (const show of watchers) show("Handing MNIST to Python…", 1);
+  await ask("setMnist", ...files.map((bytes) => transfer(bytes, [bytes.buffer])));
+  if (pageState(store) === "ready") setPage({ status: "Ready. MNIST is loaded." });
+}
+
+/**
+ * Resolve once Python holds MNIST, downloading it on the first call. While it
+ * downloads, show(text, fraction) is called with the bytes loaded of the total.
+ */
+export async function needMnist(show = () => {}) {
+  if (store.state?.mnist) return;
+  watchers.add(show); // before the download starts: it reports its total at once
+  download ??= load().catch((err) => {
+    download = null; // a later request tries again
+    setPage({ mnist: "failed" });
+    if (pageState(store) === "ready") setPage({ status: `Ready, but MNIST could not be loaded: ${err.message}` });
+    throw err;
+  });
+  try {
+    await download;
+  } finally {
+    watchers.delete(show);
+  }
 }
