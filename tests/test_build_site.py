@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 import build_site
+import site_manifest
 
 ROOT = Path(build_site.__file__).resolve().parent
 NODE = ROOT / "node_modules"
@@ -227,11 +228,12 @@ def test_verify_sha256_checks_the_given_file(tmp_path):
 
 
 def _checkout_copy(tmp_path: Path, with_node_modules: bool) -> Path:
-    """A minimal checkout: build_site.py, site_folder.py, pyproject.toml, LICENSE, pycnn/, web/, static/,
-    third_party/."""
+    """A minimal checkout: build_site.py and its site_*.py parts, pyproject.toml, LICENSE, pycnn/, web/,
+    static/, third_party/."""
     root = tmp_path / "checkout"
     root.mkdir()
-    for name in ("build_site.py", "site_folder.py", "pyproject.toml", "LICENSE"):
+    for name in ("build_site.py", "site_folder.py", "site_manifest.py", "site_pyodide.py", "site_serve.py",
+                 "site_vendor.py", "site_wheel.py", "pyproject.toml", "LICENSE"):
         shutil.copy2(ROOT / name, root / name)
     for name in ("pycnn", "web", "static", "third_party"):
         if (ROOT / name).is_dir():
@@ -466,7 +468,7 @@ def test_ctrl_c_during_a_rebuild_leaves_the_previous_site(tmp_path, monkeypatch)
     out = tmp_path / "site"
     build_site.build(out)
     before = user_files(out)
-    monkeypatch.setattr(build_site, "service_worker", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
+    monkeypatch.setattr(site_manifest, "service_worker", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
     with pytest.raises(KeyboardInterrupt):
         build_site.build(out)
     assert user_files(out) == before and [p.name for p in tmp_path.iterdir()] == ["site"]
