@@ -9,7 +9,10 @@ The site folder it writes is self-contained and uses relative URLs only::
     pretrained.npz, icon.svg, ...          copied from static/
     pycnn-<version>-py3-none-any.whl       built from pycnn/ with `pip wheel --no-deps`
     vendor/                                the JavaScript libraries the page imports, from
-                                           node_modules (see VENDOR), each with its licence
+                                           node_modules (see VENDOR), each with its licence,
+                                           and editor.js: web/editor-entry.js bundled with
+                                           CodeMirror by esbuild (both from npm), with
+                                           editor-LICENSES.txt, the licences of what it holds
     pyodide/                               the Pyodide runtime from node_modules/pyodide,
                                            a pyodide-lock.json that lists only numpy,
                                            the Pyodide numpy wheel beside it, and
@@ -54,6 +57,9 @@ VENDOR = {
     "comlink.mjs": ("comlink", "dist/esm/comlink.mjs", "LICENSE"),  # page <-> worker calls (Apache-2.0)
     "idb-keyval.js": ("idb-keyval", "dist/index.js", "LICENCE"),  # IndexedDB in the worker (Apache-2.0)
 }
+# The Code card's editor: one ES module bundled from npm packages at build time (no CDN).
+EDITOR_ENTRY = "editor-entry.js"
+EDITOR_BUNDLE = "editor.js"
 MNIST_FILES = {
     "train_images": "train-images-idx3-ubyte",
     "train_labels": "train-labels-idx1-ubyte",
@@ -124,6 +130,8 @@ def check_sources(root: Path) -> None:
         for name in (file, licence):
             if not (root / "node_modules" / package / name).is_file():
                 raise BuildError(f"node_modules/{package}/{name} not found: run `npm ci` first")
+    if not (root / "node_modules" / ".bin" / "esbuild").is_file():
+        raise BuildError("node_modules/.bin/esbuild not found (it bundles the code editor): run `npm ci` first")
     if not (root / "pycnn" / "__init__.py").is_file():
         raise BuildError(f"{root / 'pycnn' / '__init__.py'} not found: run build_site.py from a pycnn checkout")
     if not (root / "third_party" / "pyodide" / "LICENSE").is_file():
@@ -307,6 +315,37 @@ def _check_out_dir(out: Path) -> None:
         raise BuildError(f"{out} is a file: choose another --out")
 
 
+def bundle_editor(root: Path, out: Path, written: set[Path]) -> None:
+    """esbuild web/editor-entry.js and the npm packages it imports into out/vendor/editor.js,
+    with the licence of every package in the bundle (from esbuild's metafile) beside it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle, meta = Path(tmp) / EDITOR_BUNDLE, Path(tmp) / "meta.json"
+        command = [str(root / "node_modules" / ".bin" / "esbuild"), str(root / "web" / EDITOR_ENTRY), "--bundle",
+                   "--format=esm", "--minify", "--target=es2020", "--log-level=error",
+                   f"--outfile={bundle}", f"--metafile={meta}"]
+        done = subprocess.run(command, cwd=root, capture_output=True, text=True)
+        if done.returncode:
+            raise BuildError(f"esbuild could not bundle web/{EDITOR_ENTRY}: {done.stderr.strip().splitlines()[-1:]}")
+        packages = sorted({_npm_package(name) for name in json.loads(meta.read_text())["inputs"]} - {None})
+        _write_if_changed(out / "vendor" / EDITOR_BUNDLE, bundle.read_text())
+    licences = []
+    for package in packages:
+        found = sorted((root / "node_modules" / package).glob("LICEN[CS]E*"))
+        if not found:
+            raise BuildError(f"node_modules/{package} has no licence file to ship with the editor bundle")
+        licences.append(f"== {package} ==\n\n{found[0].read_text().strip()}\n")
+    _write_if_changed(out / "vendor" / "editor-LICENSES.txt", "\n".join(licences))
+    written.update({out / "vendor" / EDITOR_BUNDLE, out / "vendor" / "editor-LICENSES.txt"})
+
+
+def _npm_package(path: str) -> str | None:
+    """The npm package a bundled file came from ("@codemirror/view"), None for the project's own."""
+    parts = path.split("node_modules/")[-1].split("/") if "node_modules/" in path else None
+    if not parts:
+        return None
+    return "/".join(parts[:2]) if parts[0].startswith("@") else parts[0]
+
+
 def _copy_tree(src: Path, out: Path, written: set[Path], skip: tuple[str, ...] = ()) -> None:
     for path in sorted(src.rglob("*")):
         if path.is_file() and not path.name.startswith(".") and path.relative_to(src).as_posix() not in skip:
@@ -378,7 +417,8 @@ def build(out: Path, *, root: Path = ROOT, cache: Path | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     written: set[Path] = set()
 
-    _copy_tree(root / "web", out, written, skip=(SERVICE_WORKER, PAGE))
+    _copy_tree(root / "web", out, written, skip=(SERVICE_WORKER, PAGE, EDITOR_ENTRY))
+    bundle_editor(root, out, written)
     page = (root / "web" / PAGE).read_text().replace("{{source_url}}", html.escape(source_url(root)))
     _write_if_changed(out / PAGE, page)
     written.add(out / PAGE)

@@ -14,6 +14,7 @@ import numpy as np
 from . import settings
 from .data import mnist_from_idx_buffers
 from .errors import DataFormatError
+from .homework import page as homework_page
 from .session import Session
 
 MAX_CANVAS = 4096  # pixels per side accepted by predict
@@ -35,6 +36,10 @@ filters = _session.filters
 chart = _session.chart
 go_solo = _session.go_solo
 evaluation_cell = _session.evaluation_cell
+# The Code card (pycnn/homework): exercises and sources, checks of the student's file.
+homework = homework_page.homework
+check_code = homework_page.check_code
+exercise_code = homework_page.exercise_code
 
 
 def _py(value: Any) -> Any:
