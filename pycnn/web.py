@@ -40,6 +40,7 @@ evaluation_cell = _session.evaluation_cell
 homework = homework_page.homework
 check_code = homework_page.check_code
 exercise_code = homework_page.exercise_code
+exercise_lines = homework_page.exercise_lines
 
 
 def _py(value: Any) -> Any:

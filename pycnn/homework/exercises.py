@@ -126,8 +126,9 @@ def _all() -> list[Exercise]:
     return [
         _exercise(layers.ReLU.backward, "ReLU.backward",
                   "Gradient of max(x, 0): dout (N, ...) -> dx (N, ...), same shape.\n\n"
-                  "``self.positive`` is the mask ``x > 0`` that forward kept. Return None\n"
-                  "when ``self.input_grad`` is False (the first layer). Never write into dout.",
+                  "``self.positive`` is the mask ``x > 0`` that forward kept. Never write into\n"
+                  "dout. (pycnn returns None when ``self.input_grad`` is False: the first\n"
+                  "layer of a network needs no dx.)",
                   ["The derivative of max(x, 0) is 1 where x > 0 and 0 elsewhere.",
                    "dx is dout where the mask is True and 0 elsewhere: ops.masked(dout, self.positive), or "
                    "np.where(self.positive, dout, 0)."]),

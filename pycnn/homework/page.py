@@ -9,6 +9,7 @@ from .. import im2col, layers, losses, ops, optim
 from .edit import function_lines, replace_function
 from .exercises import EXERCISES, file_text
 from .runner import check_source
+from .sandbox import UserCodeError
 
 READ_MODULES = {"layers.py": layers, "losses.py": losses, "im2col.py": im2col, "optim.py": optim, "ops.py": ops}
 
@@ -18,10 +19,10 @@ def _py(value: Any) -> Any:
 
 
 def homework() -> dict:
-    """The card's material: {"exercises": [{"name", "doc", "hints"}], "template": str,
+    """The card's material: {"exercises": [{"name", "doc", "hints"}], "template": str, "solution": str,
     "sources": {"layers.py": the installed pycnn module's source, ...}}."""
     return {"exercises": [{"name": e.name, "doc": e.doc, "hints": list(e.hints)} for e in EXERCISES],
-            "template": file_text(solved=False),
+            "template": file_text(solved=False), "solution": file_text(solved=True),
             "sources": {name: inspect.getsource(module) for name, module in READ_MODULES.items()}}
 
 
@@ -37,3 +38,11 @@ def exercise_code(source: str, name: str, solved: bool = True) -> dict:
     new = replace_function(str(source), str(name), bool(solved))
     span = function_lines(new, str(name))
     return {"source": new, "line": span[0] if span else None}
+
+
+def exercise_lines(source: str) -> dict:
+    """{exercise name: the line its def starts on, or None when the file lacks it}; {} if it does not parse."""
+    try:
+        return {e.name: (span or (None,))[0] for e in EXERCISES for span in [function_lines(str(source), e.name)]}
+    except UserCodeError:
+        return {}
