@@ -130,7 +130,7 @@ def predict(pixels: Any, width: int, height: int) -> dict:
 
 
 def start_training(config: Any, workers: int = 1) -> dict:
-    return _with_state(_session.start_training(_py(config), workers))
+    return _with_state(homework_page.start_training(_session, config, workers))
 
 
 def train_slice(max_seconds: float = 0.2, max_steps: int | None = None) -> dict:
@@ -153,8 +153,8 @@ def params() -> bytes:
 
 
 def start_replica(config: Any, images: Any, labels: Any, shape: Any, shard: int, params: Any) -> dict:
-    return _session.start_replica(_py(config), _images(images, shape, "shard images"), _labels(labels, "shard labels"),
-                                  shard, _floats(params, "parameters"))
+    return homework_page.start_replica(_session, config, _images(images, shape, "shard images"),
+                                       _labels(labels, "shard labels"), shard, _floats(params, "parameters"))
 
 
 def compute_gradients() -> dict:
