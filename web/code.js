@@ -21,7 +21,7 @@ const el = {
   panel: $("#code-panel"), file: $("#code-file"), exercise: $("#code-exercise"), check: $("#code-check"),
   checkAll: $("#code-check-all"), stop: $("#code-stop"), hint: $("#code-hint"), solution: $("#code-solution"),
   reset: $("#code-reset"), restart: $("#code-template"), download: $("#code-download"), doc: $("#code-doc"),
-  host: $("#code-editor"), message: $("#code-message"), results: $("#code-results"),
+  host: $("#code-editor"), use: $("#code-use"), useNote: $("#code-use-note"), message: $("#code-message"), results: $("#code-results"),
 };
 
 let editor = null;
@@ -152,11 +152,25 @@ async function open() {
   });
   showFile();
   el.doc.textContent = material.exercises[0].doc.split("\n")[0];
+  el.use.disabled = false;
+  showUse();
   el.panel.dataset.ready = "1";
   say(typeof kept === "string" ? "Your file from this browser. Pick an exercise, write its body, then Check." : "Pick an exercise, write its body (the lines marked raise NotImplementedError), then Check.");
 }
 
+/** The student's file when "Train with my code" is ticked (the run then uses it on every worker), else null. */
+export function codeForTraining() {
+  return editor && el.use.checked ? mine : null;
+}
+
+function showUse() {
+  el.useNote.textContent = el.use.checked
+    ? "Train (in the Train card) now uses your classes, loss and optimizer from this file; the model will say so."
+    : "Train uses pycnn's own code.";
+}
+
 export function setUpCode() {
+  el.use.addEventListener("change", showUse);
   let opening = null;
   el.panel.addEventListener("toggle", () => {
     if (!el.panel.open || opening) return;
@@ -174,7 +188,9 @@ export function setUpCode() {
   el.solution.addEventListener("click", () => replaceExercise(true).catch((err) => say(err.message, "error")));
   el.reset.addEventListener("click", () => {
     editor.setText(material.solution);
-    say("The file is pycnn's own code again (Ctrl+Z takes it back).");
+    el.use.checked = false;
+    showUse();
+    say("The file is pycnn's own code again, and Train uses pycnn's code (Ctrl+Z takes the text back).");
   });
   el.restart.addEventListener("click", () => {
     editor.setText(material.template);
