@@ -81,18 +81,22 @@ async function locate(name) {
   } catch { /* a file that does not parse: the check says where */ }
 }
 
+// Check in the code worker; resolves to the report, or null when the check was stopped or failed (message shown).
 async function check(names) {
-  if (el.file.value !== HOMEWORK) return;
+  if (el.file.value !== HOMEWORK && names !== null) return null;
   busy(true);
   say("Checking…");
   el.results.dataset.status = "running";
   try {
     const p = await worker();
-    const report = await p.timed(CHECK_LIMIT_MS, "checkCode", editor.text(), names);
+    const report = await p.timed(CHECK_LIMIT_MS, "checkCode", mine, names);
     const shown = showReport(el.results, report);
-    editor.mark(shown.marks);
-    if (shown.marks.length) editor.goto(shown.marks[0].line);
+    if (el.file.value === HOMEWORK) {
+      editor.mark(shown.marks);
+      if (shown.marks.length) editor.goto(shown.marks[0].line);
+    }
     say(shown.message, shown.status);
+    return report;
   } catch (err) {
     el.results.dataset.status = "error";
     const stopped = err.message === "the worker was closed";
@@ -101,9 +105,21 @@ async function check(names) {
       : timedOut ? `Stopped: the check ran for more than ${CHECK_LIMIT_MS / 1000} s (an endless loop?). Drawing and training were not affected.`
         : `The check failed: ${err.message}`, "error");
     if (stopped || timedOut) peer = null;
+    return null;
   } finally {
     busy(false);
   }
+}
+
+/**
+ * Before a run with the student's code: every exercise is checked in the code worker first, so code
+ * that never ends or does not run is caught there, not in the worker that trains (which cannot be
+ * interrupted mid-step). Throws with the reason when it may not train; pycnn then checks the parts it uses.
+ */
+export async function checkBeforeTraining() {
+  const report = await check(null);
+  if (!report) throw new Error(`Training with your code did not start: ${el.message.textContent}`);
+  if (report.error) throw new Error(`Training with your code did not start: your code does not run (${report.error.message}).`);
 }
 
 async function replaceExercise(solved) {

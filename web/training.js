@@ -4,7 +4,7 @@
 // speed, fraction, message); this file renders them and sends the form.
 
 import { HistoryChart } from "./chart.js";
-import { codeForTraining } from "./code.js";
+import { checkBeforeTraining, codeForTraining } from "./code.js";
 import { ask } from "./connection.js";
 import { needMnist } from "./mnist.js";
 import { pageState, setPage, store, subscribe, take } from "./store.js";
@@ -103,6 +103,13 @@ async function submit(showFilters) {
   } catch (err) {
     ended(`Training needs MNIST, which could not be loaded: ${err.message}`, "Ready. Training did not run: MNIST could not be loaded.", true);
     return;
+  }
+  if (config.code !== undefined) {
+    try {
+      await checkBeforeTraining();
+    } catch (err) {
+      return ended(err.message, "Ready. Training did not run: see the message under the Train button.", true);
+    }
   }
   const before = "Stopped before training began; the previous model is still used for drawing.";
   if (store.page.cancelled) return ended(before, "Ready. Training was stopped.");
