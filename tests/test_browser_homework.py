@@ -159,3 +159,25 @@ def test_passing_code_trains_the_seed_model_with_two_workers(visit, tmp_path):
     model = pycnn.load_model(download.value.path())  # loads in pycnn itself, and says what it was trained with
     assert model.preset["code"]["edited"][:3] == ["ReLU", "Dense", "Conv2D"]
     assert visit.console_errors == []
+
+
+def test_the_code_card_works_offline_after_one_visit(browser, server):
+    from conftest import Visit
+
+    visit = Visit(browser, server, service_workers="allow")
+    try:
+        visit.open_ready()
+        page = visit.page
+        page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=60_000)
+        visit.context.set_offline(True)
+        page.reload()
+        visit.wait_for_state("ready")
+        open_code_card(page)  # the editor bundle and a second Python, from the service worker's cache
+        page.select_option("#code-exercise", "im2col")
+        page.click("#code-solution")
+        page.wait_for_selector("#code-editor .cm-line:has-text('padded = np.zeros')")
+        assert check(page) == "pass"
+        assert visit.console_errors == []
+        assert not visit.foreign
+    finally:
+        visit.context.close()
