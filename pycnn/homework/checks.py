@@ -102,7 +102,7 @@ def dense_backward(cls: type, rng: np.random.Generator) -> list[Row]:
     rows = [compare("dx vs pycnn", layer.backward(dout), ref.backward(dout.copy())),
             compare("dW vs pycnn", layer.W.grad, ref.W.grad), compare("db vs pycnn", layer.b.grad, ref.b.grad),
             _unchanged(dout, before)]
-    make = lambda: _dense_pair(cls, rng, 4, 3)[0]  # noqa: E731
+    make = lambda: _dense_pair(cls, rng, 4, 3)[0]
     return rows + _gradient_rows(make, layers.Dense, rng.standard_normal((3, 4)), rng)
 
 
@@ -155,7 +155,7 @@ CONV_CASES = [  # (x shape, filters, kernel, stride, padding): one channel, and 
 
 def _conv_pair(cls: type, case: tuple, rng: np.random.Generator) -> tuple[layers.Layer, layers.Layer]:
     shape, f, k, stride, padding = case
-    make = lambda c: c(shape[3], f, k, stride=stride, padding=padding, rng=np.random.default_rng(2))  # noqa: E731
+    make = lambda c: c(shape[3], f, k, stride=stride, padding=padding, rng=np.random.default_rng(2))
     layer, ref = make(cls), make(layers.Conv2D)
     b = rng.standard_normal(f).astype(np.float32)
     layer.b.value, ref.b.value = b.copy(), b.copy()
@@ -184,7 +184,7 @@ def conv_backward(cls: type, rng: np.random.Generator) -> list[Row]:
                  compare(f"dW vs pycnn{what}", layer.W.grad, ref.W.grad),
                  compare(f"db vs pycnn{what}", layer.b.grad, ref.b.grad), _unchanged(dout, before)]
     small = ((2, 5, 5, 2), 2, 3, 2, 1)
-    make = lambda: _conv_pair(cls, small, rng)[0]  # noqa: E731
+    make = lambda: _conv_pair(cls, small, rng)[0]
     return rows + _gradient_rows(make, layers.Conv2D, rng.standard_normal(small[0]), rng, f", x {small[0]}")
 
 

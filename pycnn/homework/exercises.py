@@ -116,8 +116,8 @@ def _im2col() -> Exercise:
            "``ones=True`` appends a column of ones (Conv2D adds its bias that way).\n"
            "OH = output_size(H, KH, stride, padding), OW likewise.")
     hints = ["Pad x once with zeros (padding rows and columns on each side), then copy patches out of it.",
-             "Loop over the KH * KW kernel offsets (i, j), not over pixels: offset (i, j) of every patch is the "
-             "strided slice padded[:, i:i + stride*OH:stride, j:j + stride*OW:stride, :].",
+             ("Loop over the KH * KW kernel offsets (i, j), not over pixels: offset (i, j) of every patch is the "
+             "strided slice padded[:, i:i + stride*OH:stride, j:j + stride*OW:stride, :]."),
              "Fill an array (N, OH, OW, KH, KW, C) and reshape it; for batch_last transpose to (OH, OW, N, ...) first."]
     return Exercise("im2col", doc, hints, textwrap.indent(IM2COL_REFERENCE, ""), signature)
 
@@ -130,14 +130,14 @@ def _all() -> list[Exercise]:
                   "dout. (pycnn returns None when ``self.input_grad`` is False: the first\n"
                   "layer of a network needs no dx.)",
                   ["The derivative of max(x, 0) is 1 where x > 0 and 0 elsewhere.",
-                   "dx is dout where the mask is True and 0 elsewhere: ops.masked(dout, self.positive), or "
-                   "np.where(self.positive, dout, 0)."]),
+                   ("dx is dout where the mask is True and 0 elsewhere: ops.masked(dout, self.positive), or "
+                   "np.where(self.positive, dout, 0).")]),
         _exercise(layers.Dense.forward, "Dense.forward",
                   "Affine map: x (N, D) -> x @ W + b, (N, M), with self.W.value (D, M), self.b.value (M,).\n\n"
                   "When ``training``, keep what backward needs (pycnn's backward reads self.x and self.w_t).",
                   ["out = x @ self.W.value + self.b.value; broadcasting adds b to every row.",
-                   "Keep x for the backward pass: dW needs it. pycnn spells the product ops.dense_product(x, W), "
-                   "which also returns the copy of W.T its Pyodide backward reuses (self.w_t)."]),
+                   ("Keep x for the backward pass: dW needs it. pycnn spells the product ops.dense_product(x, W), "
+                   "which also returns the copy of W.T its Pyodide backward reuses (self.w_t).")]),
         _exercise(layers.Dense.backward, "Dense.backward",
                   "Gradients of x @ W + b: dout (N, M) -> dx (N, D).\n\n"
                   "Assign self.W.grad (D, M) and self.b.grad (M,); return None when\n"
@@ -149,8 +149,8 @@ def _all() -> list[Exercise]:
                   "Mean cross-entropy of softmax(logits) against integer labels.\n\n"
                   "logits (N, K) float, labels (N,) ints in [0, K) -> (loss, dlogits):\n"
                   "the mean loss as a float and its gradient (N, K) with respect to logits.",
-                  ["Use log-sum-exp: subtract each row's maximum before exp so it cannot overflow "
-                   "(log_softmax in pycnn/losses.py).",
+                  [("Use log-sum-exp: subtract each row's maximum before exp so it cannot overflow "
+                   "(log_softmax in pycnn/losses.py)."),
                    "loss = -mean over rows of log_softmax(logits)[n, labels[n]].",
                    "dlogits = (softmax(logits) - onehot(labels)) / N: the loss is a mean, so divide by N."]),
         _im2col(),
@@ -161,8 +161,8 @@ def _all() -> list[Exercise]:
                   "(pycnn's backward reads self.x_shape and self.cols).",
                   ["cols = im2col(x, self.kh, self.kw, self.stride, self.padding): one row per output pixel.",
                    "rows = cols @ self.W.value.reshape(-1, F) + self.b.value, then reshape to (N, OH, OW, F).",
-                   "pycnn appends a column of ones to cols (ones=True) and the bias as a last row of the weights, "
-                   "and orders patches position-first for several channels (batch_last); self._images reorders."]),
+                   ("pycnn appends a column of ones to cols (ones=True) and the bias as a last row of the weights, "
+                   "and orders patches position-first for several channels (batch_last); self._images reorders.")]),
         _exercise(layers.Conv2D.backward, "Conv2D.backward",
                   "Gradients of the convolution: dout (N, OH, OW, F) -> dx (N, H, W, C).\n\n"
                   "Assign self.W.grad (KH, KW, C, F) and self.b.grad (F,); return None when\n"
@@ -170,8 +170,8 @@ def _all() -> list[Exercise]:
                   "adds each patch entry back to the pixel it came from.",
                   ["With dz = dout as rows (N*OH*OW, F) in im2col's order: dW = cols.T @ dz, db = dz.sum(axis=0).",
                    "dcols = dz @ W.reshape(-1, F).T, (N*OH*OW, KH*KW*C); dx = col2im(dcols, ...).",
-                   "pycnn's forward kept cols with a column of ones: the last row of cols.T @ dz is then db. "
-                   "self._order permutes dout's axes into the order of the patches (ops.gradient_rows)."]),
+                   ("pycnn's forward kept cols with a column of ones: the last row of cols.T @ dz is then db. "
+                   "self._order permutes dout's axes into the order of the patches (ops.gradient_rows).")]),
         _exercise(optim.SGD.step, "SGD.step",
                   "One step of gradient descent on every Param p in self.params: p.value -= lr * gradient.\n\n"
                   "self.gradient(p) is p.grad plus the weight decay term. Update in place.",

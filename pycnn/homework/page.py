@@ -45,10 +45,14 @@ def exercise_code(source: str, name: str, solved: bool = True) -> dict:
 
 def exercise_lines(source: str) -> dict:
     """{exercise name: the line its def starts on, or None when the file lacks it}; {} if it does not parse."""
+    lines = {}
     try:
-        return {e.name: (span or (None,))[0] for e in EXERCISES for span in [function_lines(str(source), e.name)]}
+        for exercise in EXERCISES:
+            span = function_lines(str(source), exercise.name)
+            lines[exercise.name] = span[0] if span else None
     except UserCodeError:
         return {}
+    return lines
 
 
 # -- training with the student's code: config["code"] holds the file's text, on every worker of the run
@@ -74,7 +78,7 @@ def _speeds(code: StudentCode, config: dict, batch: int) -> dict:
     """One forward and backward pass of a fresh model with the student's code and with pycnn's, in ms."""
     mine, theirs = settings.build(config), settings.build(config)
     code.apply(mine, None, config["optimizer"])
-    loss = getattr(code.module, "softmax_cross_entropy") if "softmax_cross_entropy" in code.parts else None
+    loss = code.module.softmax_cross_entropy if "softmax_cross_entropy" in code.parts else None
     kwargs = {"batch": batch, "repeats": 2}
     return {"step_ms": step_ms(mine, loss, **kwargs) if loss else step_ms(mine, **kwargs),
             "pycnn_step_ms": step_ms(theirs, **kwargs)}

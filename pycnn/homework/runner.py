@@ -15,7 +15,7 @@ from .. import layers, losses, optim
 from ..im2col import im2col
 from .checks import CHECKS
 from .exercises import EXERCISES, Exercise
-from .sandbox import FILENAME, as_user_error, load, UserCodeError
+from .sandbox import FILENAME, UserCodeError, as_user_error, load
 
 PYCNN_OWN = {"ReLU": layers.ReLU, "Dense": layers.Dense, "Conv2D": layers.Conv2D, "SGD": optim.SGD,
              "Momentum": optim.Momentum, "softmax_cross_entropy": losses.softmax_cross_entropy, "im2col": im2col}

@@ -25,7 +25,7 @@ from .. import losses, optim
 from ..model import Sequential
 from ..train import Trainer
 from .exercises import EXERCISES
-from .runner import PYCNN_OWN, check_source, student_object
+from .runner import check_source, student_object
 from .sandbox import UserCodeError, as_user_error, load
 
 OPTIMIZER_CLASSES = {"sgd": "SGD", "momentum": "Momentum"}  # Adam is not an exercise: pycnn's is used
@@ -104,7 +104,7 @@ class StudentCode:
 def _same_optimizer(cls: type, old: optim.Optimizer) -> optim.Optimizer:
     """The student's optimizer class on the same parameters with the same settings (no step taken yet)."""
     mine = cls.__new__(cls)
-    mine.__dict__.update({k: v for k, v in old.__dict__.items()})
+    mine.__dict__.update(old.__dict__)  # the same Param list, learning rate, velocities
     return mine
 
 
@@ -132,5 +132,3 @@ def step_ms(model: Sequential, loss=losses.softmax_cross_entropy, batch: int = 6
         best = min(best, time.perf_counter() - start)
     return best * 1000
 
-
-__all__ = ["StudentCode", "step_ms", "PYCNN_OWN"]
