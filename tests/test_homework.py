@@ -211,3 +211,14 @@ def test_cli_check_template_fails_and_missing_file_is_one_line(tmp_path, capsys)
     assert capsys.readouterr().err.startswith("error: cannot read")
     assert main(["check", str(template), "--exercise", "ReLU.backward"]) == 1
     assert "0 of 1" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mistake", MISTAKES)
+def test_cli_check_fails_each_typical_mistake_with_its_line(mistake, tmp_path, capsys):
+    name, body, words = MISTAKES[mistake]
+    path = tmp_path / "my_layers.py"
+    path.write_text(with_body(name, body))
+    assert main(["check", str(path), "--exercise", name]) == 1
+    out = capsys.readouterr().out
+    detail = words.split(": ", 1)[-1]  # the table prints the check and its detail on two lines
+    assert "FAIL" in out and detail in out and "0 of 1 exercises checked pass." in out
