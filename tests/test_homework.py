@@ -155,7 +155,8 @@ def test_a_leaky_relu_passes_its_gradient_check_but_not_pycnns_values():
 
 
 def test_a_syntax_error_gives_its_line():
-    source = file_text(solved=True).replace("return ops.masked(dout, self.positive)", "return ops.masked(dout,, self.positive)")
+    source = file_text(solved=True).replace("return ops.masked(dout, self.positive)",
+                                            "return ops.masked(dout,, self.positive)")
     report = check_source(source)
     line = source.splitlines().index("        return ops.masked(dout,, self.positive)") + 1
     assert report["error"]["line"] == line and report["error"]["message"].startswith("SyntaxError")

@@ -102,7 +102,9 @@ def dense_backward(cls: type, rng: np.random.Generator) -> list[Row]:
     rows = [compare("dx vs pycnn", layer.backward(dout), ref.backward(dout.copy())),
             compare("dW vs pycnn", layer.W.grad, ref.W.grad), compare("db vs pycnn", layer.b.grad, ref.b.grad),
             _unchanged(dout, before)]
-    make = lambda: _dense_pair(cls, rng, 4, 3)[0]
+    def make() -> layers.Layer:
+        return _dense_pair(cls, rng, 4, 3)[0]
+
     return rows + _gradient_rows(make, layers.Dense, rng.standard_normal((3, 4)), rng)
 
 
@@ -155,7 +157,9 @@ CONV_CASES = [  # (x shape, filters, kernel, stride, padding): one channel, and 
 
 def _conv_pair(cls: type, case: tuple, rng: np.random.Generator) -> tuple[layers.Layer, layers.Layer]:
     shape, f, k, stride, padding = case
-    make = lambda c: c(shape[3], f, k, stride=stride, padding=padding, rng=np.random.default_rng(2))
+    def make(c: type) -> layers.Layer:
+        return c(shape[3], f, k, stride=stride, padding=padding, rng=np.random.default_rng(2))
+
     layer, ref = make(cls), make(layers.Conv2D)
     b = rng.standard_normal(f).astype(np.float32)
     layer.b.value, ref.b.value = b.copy(), b.copy()
@@ -184,7 +188,9 @@ def conv_backward(cls: type, rng: np.random.Generator) -> list[Row]:
                  compare(f"dW vs pycnn{what}", layer.W.grad, ref.W.grad),
                  compare(f"db vs pycnn{what}", layer.b.grad, ref.b.grad), _unchanged(dout, before)]
     small = ((2, 5, 5, 2), 2, 3, 2, 1)
-    make = lambda: _conv_pair(cls, small, rng)[0]
+    def make() -> layers.Layer:
+        return _conv_pair(cls, small, rng)[0]
+
     return rows + _gradient_rows(make, layers.Conv2D, rng.standard_normal(small[0]), rng, f", x {small[0]}")
 
 
@@ -199,13 +205,14 @@ def _steps(cls: type, base: type, rng: np.random.Generator, steps: int, **settin
     theirs = [layers.Param(p.value.copy(), p.name) for p in start]
     opt, ref = cls(mine, **settings), base(theirs, **settings)
     for _ in range(steps):
-        for a, b in zip(mine, theirs):
+        for a, b in zip(mine, theirs, strict=True):
             a.grad = rng.standard_normal(a.value.shape).astype(np.float32)
             b.grad = a.grad.copy()
         opt.step()
         ref.step()
     what = ", ".join(f"{k} {v}" for k, v in settings.items())
-    return [compare(f"{p.name} after {steps} steps ({what})", p.value, q.value) for p, q in zip(mine, theirs)]
+    return [compare(f"{p.name} after {steps} steps ({what})", p.value, q.value)
+            for p, q in zip(mine, theirs, strict=True)]
 
 
 def sgd_step(cls: type, rng: np.random.Generator) -> list[Row]:

@@ -61,7 +61,8 @@ def compare(check: str, got: object, want: np.ndarray, tolerance: float = VALUE_
     try:
         got = np.asarray(got, dtype=np.float64)
     except (TypeError, ValueError):
-        return Row(check, None, tolerance, False, f"got a {type(got).__name__}, expected an array of shape {want.shape}")
+        what = f"got a {type(got).__name__}, expected an array of shape {want.shape}"
+        return Row(check, None, tolerance, False, what)
     if got.shape != want.shape:
         return Row(check, None, tolerance, False, f"shape {got.shape}, expected {want.shape}")
     error = rel_error(got, want)

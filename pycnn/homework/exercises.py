@@ -155,7 +155,8 @@ def _all() -> list[Exercise]:
                    "dlogits = (softmax(logits) - onehot(labels)) / N: the loss is a mean, so divide by N."]),
         _im2col(),
         _exercise(layers.Conv2D.forward, "Conv2D.forward",
-                  "Convolution: x (N, H, W, C) -> (N, OH, OW, F), with self.W.value (KH, KW, C, F), self.b.value (F,).\n\n"
+                  "Convolution: x (N, H, W, C) -> (N, OH, OW, F),\n"
+                  "with self.W.value (KH, KW, C, F), self.b.value (F,).\n\n"
                   "One matrix product of im2col's patches (N*OH*OW, KH*KW*C) with the weights\n"
                   "reshaped to (KH*KW*C, F). When ``training``, keep what backward needs\n"
                   "(pycnn's backward reads self.x_shape and self.cols).",

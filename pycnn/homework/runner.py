@@ -78,7 +78,8 @@ def check_source(source: str, names: list[str] | None = None) -> dict:
     """
     unknown = sorted(set(names or ()) - {e.name for e in EXERCISES})
     if unknown:
-        raise UserCodeError(f"no exercise named {unknown[0]!r}; the exercises are {', '.join(e.name for e in EXERCISES)}")
+        known = ", ".join(e.name for e in EXERCISES)
+        raise UserCodeError(f"no exercise named {unknown[0]!r}; the exercises are {known}")
     try:
         module = load(source)
     except UserCodeError as exc:
