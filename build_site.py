@@ -9,7 +9,10 @@ The site folder it writes is self-contained and uses relative URLs only::
     pretrained.npz, icon.svg, ...          copied from static/
     pycnn-<version>-py3-none-any.whl       built from pycnn/ with `pip wheel --no-deps`
     vendor/                                the JavaScript libraries the page imports, from
-                                           node_modules (see VENDOR), each with its licence
+                                           node_modules (see VENDOR), each with its licence,
+                                           and editor.js: web/editor-entry.js bundled with
+                                           CodeMirror by esbuild (both from npm), with
+                                           editor-LICENSES.txt, the licences of what it holds
     pyodide/                               the Pyodide runtime from node_modules/pyodide,
                                            a pyodide-lock.json that lists only numpy,
                                            the Pyodide numpy wheel beside it, and
@@ -48,7 +51,7 @@ from site_folder import GENERATOR, MANIFEST, SERVICE_WORKER, BuildError, Staging
 from site_manifest import service_worker, sha256_of, write_manifest
 from site_pyodide import PYODIDE_FILES, fetch_numpy_wheel, numpy_lock_entry, pyodide_lock, stage_pyodide, verify_sha256
 from site_serve import MIME_TYPES, SiteHandler, SiteServer, make_server, serve
-from site_vendor import VENDOR, check_vendor, stage_vendor
+from site_vendor import EDITOR_ENTRY, VENDOR, bundle_editor, check_vendor, stage_vendor
 from site_wheel import build_pycnn_wheel
 
 ROOT = Path(__file__).resolve().parent
@@ -150,7 +153,8 @@ def build(out: Path, *, root: Path = ROOT, cache: Path | None = None) -> dict:
 
 def _stage_site(root: Path, cache: Path, stage: Staging, numpy_wheel: Path, pycnn_wheel: Path) -> dict:
     """Stage every file of the site and return its manifest."""
-    stage.copy_tree(root / "web", skip=(SERVICE_WORKER, PAGE))
+    stage.copy_tree(root / "web", skip=(SERVICE_WORKER, PAGE, EDITOR_ENTRY))
+    bundle_editor(root, stage)
     page = (root / "web" / PAGE).read_text().replace("{{source_url}}", html.escape(source_url(root)))
     stage.write(PAGE, page)
     static = root / "static"

@@ -1,4 +1,4 @@
-"""Command line: ``pycnn train`` and ``pycnn evaluate`` (also ``python -m pycnn``).
+"""Command line: ``pycnn train``, ``pycnn evaluate`` and ``pycnn check`` (also ``python -m pycnn``).
 
 ``train`` keeps the flags of the original assignment script
 (``--dataroot --lr --epochs --minibatch_size --n_filter --h_filter --w_filter
@@ -21,6 +21,7 @@ from typing import NoReturn, TextIO
 
 import numpy as np
 
+from . import homework
 from .config import check_limit, check_lr_decay, check_memory, check_training
 from .data import HDF5_NAME, IDX_FILES, NPZ_NAME, load_mnist
 from .errors import ConfigError, DivergedError, PycnnError
@@ -76,6 +77,11 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--model", required=True, metavar="PATH", help="model file written by `pycnn train --save`")
     ev.add_argument("--dataroot", default=None, help=data_help)
     ev.add_argument("--json", action="store_true", help="print the results as one JSON line")
+    check = sub.add_parser("check", help="check the homework's exercises in a file (the page's Code card checks)")
+    check.add_argument("file", nargs="?", metavar="FILE.py", help="your file, started from --template")
+    check.add_argument("--template", action="store_true", help="print the starting file: every exercise to write")
+    check.add_argument("--solution", action="store_true", help="print the file with pycnn's own solutions")
+    check.add_argument("--exercise", action="append", metavar="NAME", help="check only this one (repeatable)")
     return parser
 
 
@@ -259,6 +265,23 @@ def evaluate_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_command(args: argparse.Namespace) -> int:
+    """Print the template or solution, or check FILE.py: 0 only when every exercise checked passes."""
+    if args.template or args.solution:
+        print(homework.file_text(solved=args.solution), end="")
+        return 0
+    if not args.file:
+        raise ConfigError("check needs a file (FILE.py), or --template to print one to start from")
+    try:
+        with open(args.file, encoding="utf-8") as f:
+            source = f.read()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {args.file}: {exc.strerror or exc}") from None
+    report = homework.check_source(source, args.exercise)
+    print(homework.format_report(report))
+    return 0 if report["ok"] else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status.
 
@@ -269,11 +292,12 @@ def main(argv: list[str] | None = None) -> int:
     is a bug and propagates with its traceback.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in ("train", "evaluate", "-h", "--help"):
+    if not argv or argv[0] not in ("train", "evaluate", "check", "-h", "--help"):
         argv.insert(0, "train")  # the assignment's script had no sub-commands
     args = _parser().parse_args(argv)
     try:
-        return train(args) if args.command == "train" else evaluate_command(args)
+        commands = {"train": train, "evaluate": evaluate_command, "check": check_command}
+        return commands[args.command](args)
     except PycnnError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -37,7 +37,8 @@ def model_info(model: Sequential, source: str, test_accuracy: float | None = Non
         raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
     spec = model.spec
     return {"name": spec["name"], "hparams": dict(spec.get("hparams", {})), "parameters": model.num_params,
-            "source": source, "test_accuracy": test_accuracy, "epochs": epochs, "stopped": stopped}
+            "source": source, "test_accuracy": test_accuracy, "epochs": epochs, "stopped": stopped,
+            "code": spec.get("code")}  # {"edited": [...], "sha256"}: trained with the homework's code
 
 
 class Shelf:

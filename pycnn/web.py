@@ -14,6 +14,7 @@ import numpy as np
 from . import settings
 from .data import mnist_from_idx_buffers
 from .errors import DataFormatError
+from .homework import page as homework_page
 from .session import Session
 
 MAX_CANVAS = 4096  # pixels per side accepted by predict
@@ -35,6 +36,11 @@ filters = _session.filters
 chart = _session.chart
 go_solo = _session.go_solo
 evaluation_cell = _session.evaluation_cell
+# The Code card (pycnn/homework): exercises and sources, checks of the student's file.
+homework = homework_page.homework
+check_code = homework_page.check_code
+exercise_code = homework_page.exercise_code
+exercise_lines = homework_page.exercise_lines
 
 
 def _py(value: Any) -> Any:
@@ -125,7 +131,7 @@ def predict(pixels: Any, width: int, height: int) -> dict:
 
 
 def start_training(config: Any, workers: int = 1) -> dict:
-    return _with_state(_session.start_training(_py(config), workers))
+    return _with_state(homework_page.start_training(_session, config, workers))
 
 
 def train_slice(max_seconds: float = 0.2, max_steps: int | None = None) -> dict:
@@ -148,8 +154,8 @@ def params() -> bytes:
 
 
 def start_replica(config: Any, images: Any, labels: Any, shape: Any, shard: int, params: Any) -> dict:
-    return _session.start_replica(_py(config), _images(images, shape, "shard images"), _labels(labels, "shard labels"),
-                                  shard, _floats(params, "parameters"))
+    return homework_page.start_replica(_session, config, _images(images, shape, "shard images"),
+                                       _labels(labels, "shard labels"), shard, _floats(params, "parameters"))
 
 
 def compute_gradients() -> dict:

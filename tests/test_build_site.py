@@ -85,7 +85,19 @@ def test_vendored_modules_are_the_pinned_npm_files(site):
         assert (site / "vendor" / name).read_bytes() == (NODE / package / file).read_bytes(), name
         assert lock[f"node_modules/{package}"]["version"] == pinned[package], package  # an exact pin, locked
     assert sorted(p.name for p in (site / "vendor").iterdir()) == sorted(
-        [*build_site.VENDOR, *(f"{package}-LICENSE" for package, _, _ in build_site.VENDOR.values())])
+        [*build_site.VENDOR, *(f"{package}-LICENSE" for package, _, _ in build_site.VENDOR.values()),
+         build_site.EDITOR_BUNDLE, "editor-LICENSES.txt"])
+
+
+def test_the_editor_is_codemirror_bundled_small_with_its_licences(site, manifest):
+    bundle = (site / "vendor" / build_site.EDITOR_BUNDLE).read_bytes()
+    assert b"createEditor" in bundle and b"cm-content" in bundle  # our entry's export, CodeMirror's view
+    assert len(gzip.compress(bundle)) < 300_000  # the issue allows ~500 KB gzip for the Code card
+    licences = (site / "vendor" / "editor-LICENSES.txt").read_text()
+    for package in ("@codemirror/view", "@codemirror/lang-python", "@lezer/python", "codemirror"):
+        assert f"== {package} ==" in licences
+    assert "vendor/editor.js" in manifest["files"]  # kept offline by the service worker like every file
+    assert not (site / build_site.EDITOR_ENTRY).exists()  # the entry imports npm names: only its bundle ships
 
 
 def test_numpy_wheel_matches_the_official_lock(site, manifest):

@@ -1,8 +1,9 @@
 // The page's start-up: the worker and its Python, then every card wired to
 // the store (web/store.js). Each card is its own module: drawing.js, models.js,
-// training.js, workers.js, evaluation.js, insight.js. No numbers are learned,
+// training.js, workers.js, evaluation.js, insight.js, code.js. No numbers are learned,
 // predicted or measured in JavaScript: they all come from pycnn.web.
 
+import { setUpCode } from "./code.js";
 import { connect } from "./connection.js";
 import { predict, setUpDrawing } from "./drawing.js";
 import { setUpEvaluation } from "./evaluation.js";
@@ -56,6 +57,7 @@ async function start() {
   setUpTraining(showFilters);
   setUpEvaluation();
   setUpInsight();
+  setUpCode();
   let first;
   try {
     first = connect(); // throws in browsers without module workers

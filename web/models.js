@@ -19,11 +19,13 @@ const el = {
 /** "your lenet, 1 epoch", "lenet from a file", ...: a ModelInfo in words. */
 export function describe(model) {
   const epochs = `${model.epochs} epoch${model.epochs === 1 ? "" : "s"}`;
-  return {
+  const code = model.code ? `, trained with your code (${model.code.edited.join(", ")})` : "";
+  const words = {
     trained: `your ${model.name}, ${model.stopped ?? epochs}`,
     file: `${model.name} from a file`,
     saved: `your last ${model.name} (kept in this browser)`,
   }[model.source] || `pretrained ${model.name}`;
+  return words + code;
 }
 
 export function modelMessage(text, bad = false) {

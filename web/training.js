@@ -4,6 +4,7 @@
 // speed, fraction, message); this file renders them and sends the form.
 
 import { HistoryChart } from "./chart.js";
+import { checkBeforeTraining, codeForTraining } from "./code.js";
 import { ask } from "./connection.js";
 import { needMnist } from "./mnist.js";
 import { pageState, setPage, store, subscribe, take } from "./store.js";
@@ -39,6 +40,8 @@ function readConfig() {
   if (config.preset === "seed") {
     for (const name of ["n_filter", "filter_size", "stride", "padding"]) config[name] = number(name);
   }
+  const code = codeForTraining(); // the Code card's file, when "Train with my code" is ticked
+  if (code !== null) config.code = code;
   return config;
 }
 
@@ -74,7 +77,8 @@ function onStart(reply) {
   chart.setEnd(chartEnd);
   placeholder("Results appear as each epoch finishes.");
   el.testAccuracy.textContent = "";
-  setPage({ status: `Training ${reply.model.name} on ${reply.train_size.toLocaleString("en-US")} images…` });
+  const code = reply.code ? ` ${reply.code.summary}` : "";
+  setPage({ status: `Training ${reply.model.name} on ${reply.train_size.toLocaleString("en-US")} images${code}…` });
 }
 
 // report: {events, state, done, filters, chart} after a slice (or a few data-parallel steps).
@@ -99,6 +103,13 @@ async function submit(showFilters) {
   } catch (err) {
     ended(`Training needs MNIST, which could not be loaded: ${err.message}`, "Ready. Training did not run: MNIST could not be loaded.", true);
     return;
+  }
+  if (config.code !== undefined) {
+    try {
+      await checkBeforeTraining();
+    } catch (err) {
+      return ended(err.message, "Ready. Training did not run: see the message under the Train button.", true);
+    }
   }
   const before = "Stopped before training began; the previous model is still used for drawing.";
   if (store.page.cancelled) return ended(before, "Ready. Training was stopped.");

@@ -128,6 +128,12 @@ const api = {
   trainingSample: (n) => call("training_sample", n),
   views: () => ({ filters: call("filters"), chart: call("chart") }),
 
+  // The Code card (web/code.js), in a worker of its own that it may stop: pycnn.homework.
+  homework: () => call("homework"),
+  checkCode: (source, names) => call("check_code", source, names),
+  exerciseCode: (source, name, solved) => call("exercise_code", source, name, solved),
+  exerciseLines: (source) => call("exercise_lines", source),
+
   // One worker: train in slices until Python says the run is over (done,
   // stopped or diverged). onStart(reply) once the run is set up; onProgress
   // after each slice. Returns the last reply.
