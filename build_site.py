@@ -51,7 +51,7 @@ from site_folder import GENERATOR, MANIFEST, SERVICE_WORKER, BuildError, Staging
 from site_manifest import service_worker, sha256_of, write_manifest
 from site_pyodide import PYODIDE_FILES, fetch_numpy_wheel, numpy_lock_entry, pyodide_lock, stage_pyodide, verify_sha256
 from site_serve import MIME_TYPES, SiteHandler, SiteServer, make_server, serve
-from site_vendor import EDITOR_ENTRY, VENDOR, bundle_editor, check_vendor, stage_vendor
+from site_vendor import EDITOR_BUNDLE, EDITOR_ENTRY, VENDOR, bundle_editor, check_vendor, stage_vendor
 from site_wheel import build_pycnn_wheel
 
 ROOT = Path(__file__).resolve().parent
@@ -66,7 +66,7 @@ PAGE = "index.html"
 
 # The public names of the build, wherever they live: tests, tools/ and bench/ use build_site.NAME.
 __all__ = [
-    "GENERATOR", "MANIFEST", "MIME_TYPES", "MNIST_FILES", "PAGE", "PYODIDE_FILES",
+    "EDITOR_BUNDLE", "EDITOR_ENTRY", "GENERATOR", "MANIFEST", "MIME_TYPES", "MNIST_FILES", "PAGE", "PYODIDE_FILES",
     "ROOT", "SERVICE_WORKER", "VENDOR", "BuildError", "SiteHandler", "SiteServer", "Staging",
     "build", "build_pycnn_wheel", "check_sources", "fetch_numpy_wheel", "log", "main", "make_server",
     "numpy_lock_entry", "previous_build", "pyodide_lock", "serve", "service_worker", "sha256_of", "source_url",
