@@ -1,0 +1,73 @@
+"""The session's views of learning: saliency, one step taken apart, and teaching it your handwriting.
+
+Functions of a :class:`~pycnn.session.Session` (kept apart from it: one
+concept per file). They read the model used for drawing and never touch a
+run; only :func:`fine_tune` changes the session, making the fine-tuned model
+the one used for drawing (the previous one stays a click away).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .anatomy import take_step
+from .anatomy_view import step_view
+from .errors import ConfigError, SessionError
+from .losses import softmax
+from .preprocess import preprocess_digit
+from .saliency import saliency_map
+from .session import Session
+from .shelf import model_info
+from .userdigits import fine_tune as tune
+
+EMPTY_CANVAS = "draw a digit first: the canvas is empty"
+
+
+def _digit(ink: np.ndarray) -> np.ndarray:
+    """The network's input (28, 28) float32 for canvas ink (H, W), or SessionError for an empty canvas."""
+    image = preprocess_digit(ink)
+    if image is None:
+        raise SessionError(EMPTY_CANVAS)
+    return image
+
+
+def saliency(session: Session, ink: np.ndarray, target: int | None = None) -> dict:
+    """:func:`pycnn.saliency.saliency_map` of the drawn digit for class ``target`` (default: the predicted one)."""
+    return saliency_map(session._model(), _digit(ink), target)
+
+
+def step_apart(session: Session, label: int, ink: np.ndarray | None = None, test_index: int | None = None,
+               optimizer: str = "sgd", lr: float | None = None) -> dict:
+    """One training step of (a copy of) the current model taken apart (:func:`pycnn.anatomy_view.step_view`),
+    on the drawn digit with ``label``, or on test image ``test_index`` with its true label (``label`` None)."""
+    model = session._model()
+    if test_index is not None:
+        _, _, x_test, y_test = session._mnist()
+        if isinstance(test_index, bool) or int(test_index) != test_index or not 0 <= test_index < len(x_test):
+            raise ConfigError(f"the test image must be a number from 0 to {len(x_test) - 1}, got {test_index!r}")
+        image, label = x_test[int(test_index)], int(y_test[int(test_index)]) if label is None else label
+    else:
+        image = _digit(ink)
+    if label is None:
+        raise ConfigError("say which digit this is: a label from 0 to 9")
+    view = step_view(take_step(model, image, label, optimizer, lr))
+    return {**view, "test_index": None if test_index is None else int(test_index)}
+
+
+def user_digit(session: Session, ink: np.ndarray) -> dict:
+    """The drawn digit as it is stored in your gallery: {"image": 784 bytes (uint8, ink 255), "digit", "probs"}."""
+    image = _digit(ink)
+    probs = softmax(session._model().forward(image[None, ..., None], training=False))[0]
+    pixels = np.rint(255 * np.clip(image, 0, 1)).astype(np.uint8)
+    return {"image": pixels.tobytes(), "digit": int(probs.argmax()), "probs": [float(p) for p in probs]}
+
+
+def fine_tune(session: Session, digits: np.ndarray, labels: np.ndarray, seconds: float = 3.0) -> dict:
+    """Fine-tune the current model on MNIST mixed with your ``digits`` (N, 28, 28); the result becomes
+    the model used for drawing. Returns :func:`pycnn.userdigits.fine_tune`'s report plus "model"."""
+    if session.running:
+        raise SessionError(f"cannot fine-tune while the session is {session.phase}: stop the run first")
+    x_train, y_train, x_test, y_test = session._mnist()
+    model, report = tune(session._model(), x_train, y_train, x_test, y_test, digits, labels, seconds)
+    session.shelf.put(model, model_info(model, "trained"))
+    return {**report, "model": session._changed_model()}
