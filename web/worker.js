@@ -128,6 +128,19 @@ const api = {
   trainingSample: (n) => call("training_sample", n),
   views: () => ({ filters: call("filters"), chart: call("chart") }),
 
+  // Seeing learning happen (pycnn.session_insight; web/learn.js and web/handwriting.js draw the replies).
+  saliency: (pixels, width, height, target) => call("saliency", pixels, width, height, target ?? null),
+  stepApart: (pixels, width, height, label, optimizer, lr) => call("step_apart", pixels, width, height, label, optimizer, lr ?? null),
+  stepApartTest: (index, optimizer, lr) => call("step_apart_test", index, optimizer, lr ?? null),
+  userDigit: (pixels, width, height) => call("user_digit", pixels, width, height),
+  digitsFile: (images, labels) => bytesOut(call("digits_file", images, labels)),
+  readDigitsFile: (bytes) => call("read_digits_file", bytes),
+  async fineTune(images, labels, seconds) {
+    const reply = call("fine_tune", images, labels, seconds);
+    await keep.keepModel(call("model_bytes")); // the fine-tuned model is the one to restore after a reload
+    return reply;
+  },
+
   // One worker: train in slices until Python says the run is over (done,
   // stopped or diverged). onStart(reply) once the run is set up; onProgress
   // after each slice. Returns the last reply.
