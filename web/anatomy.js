@@ -53,7 +53,7 @@ async function take(kind) {
       await needMnist((text) => (el.summary.textContent = text));
       view = await first.call("stepApartTest", Number(el.testIndex.value), optimizer, lr);
     }
-    const on = view.test_index === null ? "your digit" : `test image #${view.test_index}`;
+    const on = view.test_index == null ? "your digit" : `test image #${view.test_index}`;
     el.summary.textContent = `On ${on}, labelled ${view.label} (the model says ${view.digit}): ${optimizer}, learning rate ${view.lr}. Loss ${fmt(view.loss)} → ${fmt(view.loss_after)} after the step. ${view.explanation}`;
     showStage(0);
   } catch (err) {
