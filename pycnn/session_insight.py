@@ -69,5 +69,7 @@ def fine_tune(session: Session, digits: np.ndarray, labels: np.ndarray, seconds:
         raise SessionError(f"cannot fine-tune while the session is {session.phase}: stop the run first")
     x_train, y_train, x_test, y_test = session._mnist()
     model, report = tune(session._model(), x_train, y_train, x_test, y_test, digits, labels, seconds)
-    session.shelf.put(model, model_info(model, "trained"))
+    # ModelInfo's "stopped" is how the model's training ended, what the page's model line says after the name.
+    words = f"fine-tuned on {len(report['digits'])} of your digits"
+    session.shelf.put(model, model_info(model, "trained", stopped=words))
     return {**report, "model": session._changed_model()}

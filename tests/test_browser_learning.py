@@ -162,7 +162,7 @@ def test_teach_it_your_handwriting(visit, mnist, tmp_path):
     assert len(rows) == 3, rows
     before, after = (float(m) for m in re.findall(r"\((\d+)% a 7\)", rows[1]))
     assert after > before, rows
-    assert page.locator("#model-name").inner_text() != ""
+    expect(page.locator("#model-name")).to_contain_text("fine-tuned on 3 of your digits")
     expect(page.locator("#previous")).to_be_visible()
 
     # Remove every digit, then load the file back.

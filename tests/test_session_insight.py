@@ -88,6 +88,7 @@ def test_fine_tuning_makes_a_new_model_with_the_old_one_a_click_away(session):
     reply = web.fine_tune(b"".join(k["image"] for k in kept), bytes([1, 7, 7]), 1.0)
     assert is_plain(reply) and reply["steps"] > 0 and len(reply["digits"]) == 3
     assert reply["state"]["model"]["source"] == "trained"
+    assert reply["state"]["model"]["stopped"] == "fine-tuned on 3 of your digits"
     assert reply["state"]["previous"]["source"] == "pretrained"
     assert "Test accuracy on 2,000 test images" in reply["message"]
 
