@@ -1,9 +1,10 @@
-"""The session's views of learning: saliency, one step taken apart, and teaching it your handwriting.
+"""The session's views of learning: saliency, one step taken apart, your handwriting, and layer health.
 
 Functions of a :class:`~pycnn.session.Session` (kept apart from it: one
 concept per file). They read the model used for drawing and never touch a
-run; only :func:`fine_tune` changes the session, making the fine-tuned model
-the one used for drawing (the previous one stays a click away).
+run, except that a run's layer health is watched (:func:`watch_health`) and its
+learning rate may change (:func:`set_lr`); :func:`fine_tune` makes the
+fine-tuned model the one used for drawing (the previous one stays a click away).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 from .anatomy import take_step
 from .anatomy_view import step_view
 from .errors import ConfigError, SessionError
+from .health import LayerHealth
 from .losses import softmax
 from .preprocess import preprocess_digit
 from .saliency import saliency_map
@@ -73,3 +75,30 @@ def fine_tune(session: Session, digits: np.ndarray, labels: np.ndarray, seconds:
     words = f"fine-tuned on {len(report['digits'])} of your digits"
     session.shelf.put(model, model_info(model, "trained", stopped=words))
     return {**report, "model": session._changed_model()}
+
+
+# -- live layer health of the run (pycnn.health) ------------------------------------
+
+
+def watch_health(session: Session) -> None:
+    """Measure layer health during the session's new run (on the worker that applies its updates)."""
+    if session.run is not None and not session.run.is_extra:
+        session.run.trainer.observer = LayerHealth()
+
+
+def health(session: Session) -> dict | None:
+    """The current or last run's :meth:`LayerHealth.series`, or None (no run, or an extra worker's)."""
+    observer = None if session.run is None else session.run.trainer.observer
+    return None if observer is None else observer.series()
+
+
+def set_lr(session: Session, lr: float) -> dict:
+    """Change the running run's learning rate from its next step on: {"step": that step, "lr"}."""
+    if not session.running:
+        raise SessionError("no training run to change the learning rate of: start one first")
+    run = session.run
+    if run.workers > 1:
+        raise SessionError("the learning rate of a data-parallel run cannot change mid-run (every worker "
+                           "updates its own copy of the weights); use one worker")
+    run.trainer.observer.set_lr(run.trainer, lr)
+    return run.trainer.observer.marks[-1]

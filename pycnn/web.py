@@ -130,7 +130,9 @@ def _ink(pixels: Any, width: int, height: int) -> np.ndarray:
 
 
 def start_training(config: Any, workers: int = 1) -> dict:
-    return _with_state(_session.start_training(_py(config), workers))
+    reply = _session.start_training(_py(config), workers)
+    session_insight.watch_health(_session)
+    return _with_state(reply)
 
 
 def train_slice(max_seconds: float = 0.2, max_steps: int | None = None) -> dict:
@@ -225,3 +227,13 @@ def read_digits_file(data: Any) -> dict:
 def fine_tune(images: Any, labels: Any, seconds: float = 3.0) -> dict:
     """Fine-tune the current model on MNIST mixed with your digits; the result is used for drawing."""
     return _with_state(session_insight.fine_tune(_session, *_digits(images, labels), float(seconds)))
+
+
+def health() -> dict | None:
+    """The run's layer health over its steps (pycnn.health.LayerHealth.series), or None."""
+    return session_insight.health(_session)
+
+
+def set_lr(lr: float) -> dict:
+    """Use learning rate ``lr`` from the running run's next step: {"mark": {"step", "lr"}, "state"}."""
+    return _with_state(mark=session_insight.set_lr(_session, _py(lr)))
