@@ -173,3 +173,30 @@ def test_teach_it_your_handwriting(visit, mnist, tmp_path):
     expect(page.locator("#hand-gallery .tile")).to_have_count(3, timeout=10_000)
     assert [s.input_value() for s in page.locator("#hand-gallery select").all()] == ["1", "7", "7"]
     assert not visit.console_errors
+
+
+def test_layer_health_updates_during_a_run_and_marks_a_learning_rate_change(visit):
+    from test_browser import choose, train_size_near
+
+    visit.open_ready()
+    page = visit.page
+    choose(page, "#preset", "seed")
+    choose(page, "#optimizer", "sgd")
+    choose(page, "#lr", "0.01")
+    choose(page, "#train_size", train_size_near(page, 10_000))
+    page.click("#train")
+    visit.wait_for_state("training", 60_000)
+    page.wait_for_function("Number(document.querySelector('#health-charts').dataset.points) >= 3", timeout=60_000)
+    seen = int(page.locator("#health-charts").get_attribute("data-points"))
+    page.fill("#health-lr", "1")
+    page.click("#health-apply")
+    expect(page.locator("#health-message")).to_contain_text("Learning rate 1 from step", timeout=10_000)
+    page.wait_for_function(f"Number(document.querySelector('#health-charts').dataset.points) >= {seen + 3}",
+                           timeout=60_000)
+    assert page.locator("#health-charts").get_attribute("data-marks") == "1"
+    ratio = page.locator(".health-chart[data-key=ratio] figcaption").inner_text()
+    assert "conv1.W" in ratio and "dense1.W" in ratio
+    page.click("#stop")
+    visit.wait_for_state("ready", 60_000)
+    assert page.locator("#health-apply").is_disabled()
+    assert not visit.console_errors

@@ -1,7 +1,7 @@
 // The page's start-up: the worker and its Python, then every card wired to
 // the store (web/store.js). Each card is its own module: drawing.js, models.js,
 // training.js, workers.js, evaluation.js, insight.js, saliency.js, anatomy.js,
-// handwriting.js. No numbers are learned,
+// handwriting.js, health.js. No numbers are learned,
 // predicted or measured in JavaScript: they all come from pycnn.web.
 
 import { setUpAnatomy } from "./anatomy.js";
@@ -9,6 +9,7 @@ import { connect } from "./connection.js";
 import { predict, setUpDrawing } from "./drawing.js";
 import { setUpEvaluation } from "./evaluation.js";
 import { setUpHandwriting } from "./handwriting.js";
+import { setUpHealth } from "./health.js";
 import { refreshViews, setUpInsight, showFilters } from "./insight.js";
 import { setManifest } from "./mnist.js";
 import { modelMessage, setUpModels } from "./models.js";
@@ -63,6 +64,7 @@ async function start() {
   setUpSaliency();
   setUpAnatomy();
   setUpHandwriting();
+  setUpHealth();
   let first;
   try {
     first = connect(); // throws in browsers without module workers

@@ -135,6 +135,8 @@ const api = {
   userDigit: (pixels, width, height) => call("user_digit", pixels, width, height),
   digitsFile: (images, labels) => bytesOut(call("digits_file", images, labels)),
   readDigitsFile: (bytes) => call("read_digits_file", bytes),
+  health: () => call("health"),
+  setLr: (lr) => call("set_lr", lr), // heard between two slices of the run: applies from its next step
   async fineTune(images, labels, seconds) {
     const reply = call("fine_tune", images, labels, seconds);
     await keep.keepModel(call("model_bytes")); // the fine-tuned model is the one to restore after a reload
