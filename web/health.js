@@ -61,9 +61,17 @@ function draw(fig, spec) {
   const steps = series?.steps ?? [];
   const all = series ? lines(spec) : [];
   const values = all.flatMap(([, v]) => v).filter((v) => Number.isFinite(v) && (!spec.log || v > 0));
-  fig.querySelector("figcaption").textContent = all.length
-    ? `${all.map(([name, v], i) => `${name} ${fmt(v[v.length - 1])}`).join(" · ")}`
-    : "Starts with the next training run.";
+  // The caption is the legend: each line's name in its colour, with its latest value.
+  const caption = fig.querySelector("figcaption");
+  if (!all.length) caption.textContent = "Starts with the next training run.";
+  else {
+    caption.replaceChildren(...all.map(([name, v], i) => {
+      const key = document.createElement("span");
+      key.style.color = PALETTE[i % PALETTE.length];
+      key.textContent = `${i ? " · " : ""}${name} ${fmt(v[v.length - 1])}`;
+      return key;
+    }));
+  }
   if (!steps.length || !values.length) return;
   const t = (v) => (spec.log ? Math.log10(v) : v);
   let lo = spec.log ? Math.floor(t(Math.min(...values))) : 0;
