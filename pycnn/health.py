@@ -80,10 +80,15 @@ class LayerHealth:
     def series(self) -> dict:
         """{"steps", "accuracy", "lr", "spread": {layer: [...]}, "zeros", "grad": {weight: [...]}, "ratio",
         "marks", "every"}: at most MAX_POINTS points per series, evenly thinned."""
-        keep = np.unique(np.linspace(0, len(self.steps) - 1, MAX_POINTS).astype(int)) if len(self.steps) > MAX_POINTS \
-            else np.arange(len(self.steps))
-        pick = lambda values: [values[i] for i in keep]  # noqa: E731
-        table = lambda d: {k: pick(v) for k, v in d.items()}  # noqa: E731
+        n = len(self.steps)
+        keep = np.unique(np.linspace(0, n - 1, MAX_POINTS).astype(int)) if n > MAX_POINTS else np.arange(n)
+
+        def pick(values: list[float]) -> list:
+            return [values[i] for i in keep]
+
+        def table(series: dict[str, list[float]]) -> dict[str, list[float]]:
+            return {name: pick(values) for name, values in series.items()}
+
         return {"steps": pick(self.steps), "accuracy": pick(self.accuracy), "lr": pick(self.lr),
                 "spread": table(self.spread), "zeros": table(self.zeros), "grad": table(self.grad),
                 "ratio": table(self.ratio), "marks": list(self.marks), "every": self.every}

@@ -11,10 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from . import settings
+from . import session_insight, settings, userdigits
 from .data import mnist_from_idx_buffers
 from .errors import DataFormatError
-from . import session_insight, userdigits
 from .session import Session
 
 MAX_CANVAS = 4096  # pixels per side accepted by predict
