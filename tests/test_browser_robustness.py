@@ -88,10 +88,11 @@ def test_idle_stop_and_double_click_start_exactly_one_run(visit):
     assert visit.console_errors == []
 
 
-def test_an_exception_inside_the_worker_is_reported_and_the_page_stays_usable(visit):
+@pytest.mark.parametrize("failing, status", [("start_training", "Training did not run"), ("train_slice", "Training failed")])
+def test_an_exception_inside_the_worker_is_reported_and_the_page_stays_usable(visit, failing, status):
     start = 'call = python(pyodide, pyodide.pyimport("pycnn.web"));'
-    # start_training raises inside Python, as a bug in pycnn would.
-    broken = start + """ pyodide.runPython("import pycnn.web\\ndef _fail(*args):\\n    raise RuntimeError('injected failure')\\npycnn.web.start_training = _fail");"""
+    # A pycnn.web function raises inside Python, as a bug in pycnn would: before the run, or during it.
+    broken = start + f""" pyodide.runPython("import pycnn.web\\ndef _fail(*args):\\n    raise RuntimeError('injected failure')\\npycnn.web.{failing} = _fail");"""
 
     def failing_worker(route):
         body = route.fetch().text()
@@ -106,7 +107,8 @@ def test_an_exception_inside_the_worker_is_reported_and_the_page_stays_usable(vi
     page.click("#train")
     visit.wait_for_state("ready", 120_000)
     assert "RuntimeError: injected failure" in visit.message(), visit.message()
-    assert "Training did not run" in visit.status()
+    assert status in visit.status()
+    assert "pretrained lenet" in page.locator("#model-name").inner_text()  # the model is as it was
     # Drawing still works, and so does every control.
     draw(page, vertical_stroke())
     playwright_api.expect(page.locator("#prediction")).to_have_text("1", timeout=15_000)

@@ -107,4 +107,8 @@ def test_stop_keeps_the_weights_reached_clears_the_figures_and_keeps_the_previou
     playwright_api.expect(previous).to_be_visible()
     previous.click()
     playwright_api.expect(page.locator("#model-name")).to_contain_text(f"stopped after {m[1]} images", timeout=10_000)
+    # Like a finished run's model, the stopped one is kept in this browser for the next visit.
+    page.reload()
+    visit.wait_for_state("ready")
+    assert "your last lenet" in page.inner_text("#model-name")
     assert visit.console_errors == []

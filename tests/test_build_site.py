@@ -183,7 +183,8 @@ def test_page_has_title_description_preview_icon_source_and_credits(site):
     assert html.count(f'href="{source}"') == 2  # the line under the title and the footer
     credits = re.search(r'<p id="credits">(.*?)</p>', html, re.DOTALL)[1]
     for words in ("MIT", "Yann LeCun", "Corinna Cortes", "Christopher J.C. Burges", "Pyodide",
-                  '<a href="pyodide/LICENSE">Mozilla Public License 2.0</a>'):
+                  '<a href="pyodide/LICENSE">Mozilla Public License 2.0</a>', "Apache License 2.0",
+                  '<a href="vendor/comlink-LICENSE">Comlink</a>', '<a href="vendor/idb-keyval-LICENSE">idb-keyval</a>'):
         assert words in credits, words
 
 

@@ -28,7 +28,8 @@ const el = {
 const PAUSED = "Evaluation paused for training; it runs again when a new model is ready.";
 const count = (n) => n.toLocaleString("en-US");
 
-let shown = false; // a report is on screen (maybe of an earlier model)
+let shown = null; // "Results for the pretrained lenet model.": a report is on screen (maybe of an earlier model)
+let note = null; // what the status says instead of the results line: paused for training, a failure
 let queue = Promise.resolve(); // evaluations run one after the other: a cancelled one ends before the next starts
 
 function showProgress(p) {
@@ -38,6 +39,7 @@ function showProgress(p) {
 
 async function evaluateOnce() {
   if (pageState(store) !== "ready") return;
+  note = null;
   setPage({ evaluating: true });
   el.fill.style.transform = "scaleX(0)";
   el.status.textContent = "Evaluating…";
@@ -47,7 +49,7 @@ async function evaluateOnce() {
       el.fill.style.transform = `scaleX(${fraction})`;
     });
     if (pageState(store) !== "ready") {
-      el.status.textContent = PAUSED;
+      note = PAUSED;
       return;
     }
     el.status.textContent = "Evaluating…";
@@ -55,10 +57,10 @@ async function evaluateOnce() {
       take(r);
       showProgress(r.progress ?? r.evaluation);
     }));
-    if (reply.cancelled) el.status.textContent = pageState(store) === "training" ? PAUSED : "Evaluating the new model…";
+    if (reply.cancelled) note = pageState(store) === "training" ? PAUSED : null; // else the new model's turn comes next
     else showReport(reply.report);
   } catch (err) {
-    el.status.textContent = `Evaluation failed: ${err.message}`;
+    note = `Evaluation failed: ${err.message}`;
   } finally {
     setPage({ evaluating: false });
   }
@@ -71,13 +73,12 @@ export function evaluate() {
 }
 
 function showReport(r) {
-  shown = true;
   el.fill.style.transform = "scaleX(1)";
   el.accuracy.textContent = r.accuracy.toFixed(4);
   el.accuracy.dataset.value = String(r.accuracy);
   el.detail.textContent = `${count(r.correct)} of ${count(r.count)} right · ${r.mistakes} mistakes`;
   const who = { trained: "your trained", file: "the loaded", saved: "your saved", pretrained: "the pretrained" }[r.model.source] || "the";
-  el.status.textContent = `Results for ${who} ${r.model.name} model.`;
+  shown = `Results for ${who} ${r.model.name} model.`;
   drawPerClass(el.perClass, r);
   drawConfusion(el.confusion, r, showCell);
   selectCell(el.confusion, null);
@@ -108,9 +109,9 @@ function render(s) {
   const report = s.state?.report ?? "none";
   el.panel.dataset.state = s.page.evaluating ? "running" : shown ? (report === "current" ? "done" : "stale") : "idle";
   el.evaluate.disabled = pageState(s) !== "ready" || s.page.evaluating;
-  if (shown && report === "stale" && !s.page.evaluating && !el.status.textContent.startsWith("Evaluation")) {
-    el.status.textContent = "These results are for the previous model.";
-  }
+  if (s.page.evaluating) return; // the evaluation writes its progress
+  const results = shown && (report === "current" ? shown : "These results are for the previous model.");
+  el.status.textContent = note ?? (results || "Not evaluated yet.");
 }
 
 export function setUpEvaluation() {

@@ -105,9 +105,12 @@ export function errorText(err) {
  * call(name, ...args): pycnn.web[name](...args) with JS values in and plain JS
  * data out (objects, arrays, numbers, Uint8Array for bytes). Byte arrays go
  * in as they are (Python reads them as buffers); other objects become dicts.
- * A Python error is rethrown as an Error holding its last line.
+ * A reply's Session state gets `seq`, its order, so the page can drop one
+ * that arrives after a newer one. A Python error is rethrown as an Error
+ * holding its last line.
  */
 export function python(pyodide, web) {
+  let stamp = 0;
   return function call(name, ...args) {
     const pyArgs = args.map((a) => (a instanceof Uint8Array || a === null || typeof a !== "object" ? a : pyodide.toPy(a)));
     let out;
@@ -120,7 +123,10 @@ export function python(pyodide, web) {
     }
     if (out === undefined || out === null || typeof out !== "object") return out;
     try {
-      return out.toJs({ dict_converter: Object.fromEntries, create_pyproxies: false });
+      const reply = out.toJs({ dict_converter: Object.fromEntries, create_pyproxies: false });
+      const state = name === "state" ? reply : reply.state;
+      if (state) state.seq = ++stamp; // replies and progress reports travel on different ports
+      return reply;
     } finally {
       out.destroy();
     }

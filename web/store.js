@@ -2,18 +2,25 @@
 // reply of pycnn.web that carried one (every mutating call does): the phase
 // (empty, idle, training, stopping, evaluating), the model used for drawing
 // and the previous one, MNIST, the run's status, the evaluation. `page` is
-// what only the page knows: whether Python has started (boot: loading | ready
-// | error), the status line, whether MNIST is downloading, whether a run is
-// being prepared (MNIST, workers) and Stop was pressed before it reached
-// Python (preparing, cancelled), whether an evaluation request is in flight.
-// Views subscribe and render from the store; nothing else holds state.
+// what only the page knows (see its fields). Views subscribe and render from the store; nothing else holds state.
 
 const listeners = new Set();
 
 export const store = {
   state: null,
   defaults: null, // pycnn.web.defaults(): the form's settings, the learning rate per optimizer, the most workers
-  page: { boot: "loading", status: "Starting…", mnist: "absent", preparing: false, cancelled: false, evaluating: false },
+  page: {
+    boot: "loading", // loading | ready | error: has the worker started Python and a model?
+    error: null, // why the page cannot work (boot "error")
+    status: "Starting…", // the status line
+    mnist: "absent", // absent | loading | failed until Python holds MNIST (then state.mnist)
+    preparing: false, // a run is being prepared (MNIST, extra workers) and has not reached Python
+    cancelled: false, // Stop was pressed during that preparation
+    download: null, // {text, fraction} of the MNIST download a run waits for
+    message: null, // {text, bad}: the Train card's own message when a run never reached Python
+    workersNote: null, // {text, bad}: workers starting, or a fallback to one worker
+    evaluating: false, // an evaluation request is in flight (MNIST download included)
+  },
 };
 
 /** Subscribe `render(store)`; it runs now and after every update. */
@@ -26,9 +33,9 @@ function notify() {
   for (const render of listeners) render(store);
 }
 
-/** Take the state a reply carries (if any); returns the reply, so calls can be wrapped. */
+/** Take the state a reply carries (if any, and newer than the store's); returns the reply. */
 export function take(reply) {
-  if (reply && reply.state) {
+  if (reply && reply.state && !(reply.state.seq < store.state?.seq)) {
     store.state = reply.state;
     notify();
   }

@@ -103,11 +103,20 @@ async function submit(showFilters) {
   const before = "Stopped before training began; the previous model is still used for drawing.";
   if (store.page.cancelled) return ended(before, "Ready. Training was stopped.");
   let reply;
+  let started = false; // Python set the run up
   try {
-    reply = await train(config, { onStart, onProgress: (r) => onProgress(r, showFilters), cancelled: () => store.page.cancelled });
+    reply = await train(config, {
+      onStart: (r) => {
+        started = true;
+        onStart(r);
+      },
+      onProgress: (r) => onProgress(r, showFilters),
+      cancelled: () => store.page.cancelled,
+    });
   } catch (err) {
-    await ask("state").catch(() => {}); // the worker ended the failed run: the page is ready again
-    ended(err.message, "Ready. Training did not run; see the message under the Train button.", true);
+    await ask("state").catch(() => {}); // the worker dropped the failed run: the page is ready again
+    const how = started ? "Training failed" : "Training did not run";
+    ended(err.message, `Ready. ${how}; see the message under the Train button.`, true);
     return;
   }
   if (!reply) return ended(before, "Ready. Training was stopped.");

@@ -25,10 +25,11 @@ const tick = () => new Promise((resolve) => setTimeout(resolve, 0)); // let queu
 const bytesOut = (bytes) => Comlink.transfer(bytes, [bytes.buffer]);
 const hasEpoch = (reply) => reply.events?.some((e) => e.kind === "epoch");
 
-// A finished run left a new model (done or stopped: its weights are kept); keep it for a reload.
+// A run that ended done or stopped after its first step left its model for drawing; keep it for a reload.
 async function runEnded(reply) {
   await keep.dropCheckpoint();
-  if (["done", "stopped"].includes(reply.state?.run?.phase)) await keep.keepModel(call("model_bytes"));
+  const { run, model } = reply.state ?? {};
+  if (["done", "stopped"].includes(run?.phase) && model?.source === "trained") await keep.keepModel(call("model_bytes"));
   return reply;
 }
 
@@ -43,12 +44,11 @@ async function afterSlice(reply) {
 // What the page is sent as a run goes: the replies' events, the latest state, the live views.
 const progress = (events, reply) => ({ events, state: reply.state, done: reply.done, filters: call("filters"), chart: call("chart") });
 
-// A run that failed in JS or Python: ask the Session to end it, so the page is idle again.
+// A run that failed in JS or Python: the Session drops it (the model stays as it was), so the page is idle again.
 function abandon() {
   try {
-    call("request_stop");
-    call("train_slice", 0);
-  } catch { /* the run is being abandoned anyway */ }
+    call("end_run");
+  } catch { /* nothing more can be done: the error is reported */ }
 }
 
 const api = {
@@ -147,8 +147,9 @@ const api = {
   // stopped or diverged). onStart(reply) once the run is set up; onProgress
   // after each slice. Returns the last reply.
   async train(config, onStart = () => {}, onProgress = () => {}) {
-    onStart(call("start_training", config, 1));
+    const start = call("start_training", config, 1);
     try {
+      await onStart(start); // heard before the first progress report
       for (;;) {
         await tick();
         const reply = call("train_slice", SLICE_SECONDS);
@@ -173,10 +174,10 @@ const api = {
   // ---- data-parallel training: the first worker (shard 0)
 
   // A run of `workers` shards; ports link this worker to the others.
-  parStart(config, workers, ports, onStart = () => {}) {
+  async parStart(config, workers, ports, onStart = () => {}) {
     const reply = call("start_training", config, workers);
     mesh = new Mesh(0, ports, SILENCE_TIMEOUT_MS);
-    onStart(reply);
+    await onStart(reply);
     return reply;
   },
 
