@@ -192,7 +192,6 @@ function render(s) {
 }
 
 export function setUpHandwriting() {
-  store.page.digits = [];
   el.label.replaceChildren(...Array.from({ length: 10 }, (_, d) => new Option(String(d), String(d))));
   el.label.addEventListener("change", () => (el.label.dataset.chosen = "1"));
   onPrediction((reply) => {
