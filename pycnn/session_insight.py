@@ -56,6 +56,17 @@ def step_apart(session: Session, label: int, ink: np.ndarray | None = None, test
     return {**view, "test_index": None if test_index is None else int(test_index)}
 
 
+def step_apart_mistake(session: Session, k: int, optimizer: str = "sgd", lr: float | None = None) -> dict:
+    """:func:`step_apart` on the ``k``-th image of the last evaluation's gallery of mistakes, with its true label."""
+    report = session.evaluation.report
+    if report is None:
+        raise SessionError("no gallery of mistakes yet: evaluate the model first")
+    gallery = report["gallery"]
+    if isinstance(k, bool) or int(k) != k or not 0 <= k < len(gallery):
+        raise ConfigError(f"the gallery holds mistakes 0 to {len(gallery) - 1}, got {k!r}")
+    return step_apart(session, None, test_index=gallery[int(k)]["index"], optimizer=optimizer, lr=lr)
+
+
 def user_digit(session: Session, ink: np.ndarray) -> dict:
     """The drawn digit as it is stored in your gallery: {"image": 784 bytes (uint8, ink 255), "digit", "probs"}."""
     image = _digit(ink)

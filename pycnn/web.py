@@ -200,6 +200,11 @@ def step_apart_test(index: int, optimizer: str = "sgd", lr: float | None = None)
     return session_insight.step_apart(_session, None, test_index=index, optimizer=optimizer, lr=lr)
 
 
+def step_apart_mistake(k: int, optimizer: str = "sgd", lr: float | None = None) -> dict:
+    """One training step taken apart on the ``k``-th mistake of the Evaluation panel's gallery."""
+    return session_insight.step_apart_mistake(_session, k, optimizer, lr)
+
+
 def user_digit(pixels: Any, width: int, height: int) -> dict:
     """The drawn digit as your gallery keeps it: {"image": 784 bytes, "digit", "probs"}."""
     return session_insight.user_digit(_session, _ink(pixels, width, height))

@@ -200,3 +200,21 @@ def test_layer_health_updates_during_a_run_and_marks_a_learning_rate_change(visi
     visit.wait_for_state("ready", 60_000)
     assert page.locator("#health-apply").is_disabled()
     assert not visit.console_errors
+
+
+def test_a_mistake_of_the_gallery_takes_its_step_on_its_true_label(visit):
+    visit.open_ready()
+    page = visit.page
+    page.click("#eval-panel summary")
+    page.click("#evaluate")
+    page.wait_for_function("document.querySelectorAll('#gallery .tile').length > 0", timeout=120_000)
+    tile = page.locator("#gallery .tile").nth(1)
+    words = re.match(r"test image #(\d+): a (\d), predicted (\d)", tile.get_attribute("title"))
+    assert tile.get_attribute("role") == "button" and tile.get_attribute("tabindex") == "0"
+    tile.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#step-summary")).to_contain_text(
+        f"On test image #{words[1]}, labelled {words[2]} (the model says {words[3]})", timeout=20_000)
+    assert page.locator("#step-test-index").input_value() == words[1]
+    expect(page.locator("#step-count")).to_have_text("Stage 1 of 23")
+    assert not visit.console_errors

@@ -65,6 +65,22 @@ def test_a_step_on_a_drawn_digit_and_on_a_test_image(session, mnist):
         web.step_apart_test(2500)
 
 
+def test_a_step_on_a_mistake_of_the_gallery(session, mnist):
+    with pytest.raises(SessionError, match="evaluate the model first"):
+        web.step_apart_mistake(0)
+    web.start_evaluation()
+    report = None
+    while report is None:
+        report = web.evaluation_slice(1.0)["report"]
+    for k in (0, 1):  # the page sends the place of the tile clicked; its image is the report's
+        view = web.step_apart_mistake(k)
+        assert view["test_index"] == report["gallery"][k]["index"]
+        assert view["label"] == int(mnist[3][view["test_index"]]) == report["gallery"][k]["label"]
+        assert view["digit"] == report["gallery"][k]["predicted"] != view["label"]
+    with pytest.raises(ConfigError, match="the gallery holds mistakes 0 to"):
+        web.step_apart_mistake(10_000)
+
+
 def test_an_empty_canvas_is_refused_with_a_reason(session):
     empty = canvas("none")
     for call in (lambda: web.saliency(empty, W, H), lambda: web.step_apart(empty, W, H, 3),

@@ -1,6 +1,6 @@
 // "One training step, taken apart": pycnn.anatomy runs one real training step
-// (forward, loss, backward, update) of a copy of the model on the drawn digit
-// or a test image, and sends every stage; this file steps through them.
+// (forward, loss, backward, update) of a copy of the model on the drawn digit,
+// a test image or a mistake of the Evaluation panel's gallery, and sends every stage; this file steps through them.
 // Shapes, formulas, numbers and pictures all come from Python.
 
 import { first } from "./connection.js";
@@ -49,9 +49,13 @@ async function take(kind) {
       const ink = currentInk();
       if (!ink) throw new Error("draw a digit first: the canvas is empty");
       view = await first.call("stepApart", transfer(ink.pixels, [ink.pixels.buffer]), ink.width, ink.height, Number(el.label.value), optimizer, lr);
-    } else {
+    } else if (kind === "test") {
       await needMnist((text) => (el.summary.textContent = text));
       view = await first.call("stepApartTest", Number(el.testIndex.value), optimizer, lr);
+    } else {
+      view = await first.call("stepApartMistake", kind.mistake, optimizer, lr);
+      el.testIndex.value = String(view.test_index);
+      el.stage.closest("section").scrollIntoView({ block: "start" });
     }
     const on = view.test_index == null ? "your digit" : `test image #${view.test_index}`;
     el.summary.textContent = `On ${on}, labelled ${view.label} (the model says ${view.digit}): ${optimizer}, learning rate ${view.lr}. Loss ${fmt(view.loss)} → ${fmt(view.loss_after)} after the step. ${view.explanation}`;
@@ -128,7 +132,29 @@ function render(s) {
   el.next.disabled = !view || at === view.stages.length - 1;
 }
 
+// The Evaluation panel's mistakes: each tile (clicked, or Enter on it) takes its step, on its true label.
+// Python knows the gallery; the page sends the tile's place in it.
+function watchGallery() {
+  const gallery = $("#gallery");
+  const place = (event) => [...gallery.children].indexOf(event.target.closest(".tile"));
+  gallery.addEventListener("click", (event) => place(event) >= 0 && take({ mistake: place(event) }));
+  gallery.addEventListener("keydown", (event) => {
+    if ((event.key === "Enter" || event.key === " ") && place(event) >= 0) {
+      event.preventDefault();
+      take({ mistake: place(event) });
+    }
+  });
+  new MutationObserver(() => {
+    for (const tile of gallery.children) {
+      tile.tabIndex = 0;
+      tile.setAttribute("role", "button");
+      tile.setAttribute("aria-label", `${tile.title}. Take one training step on it`);
+    }
+  }).observe(gallery, { childList: true, subtree: true, attributes: true, attributeFilter: ["title"] });
+}
+
 export function setUpAnatomy() {
+  watchGallery();
   el.label.replaceChildren(...Array.from({ length: 10 }, (_, d) => new Option(String(d), String(d))));
   el.take.addEventListener("click", () => take("drawn"));
   el.takeTest.addEventListener("click", () => take("test"));

@@ -132,6 +132,7 @@ const api = {
   saliency: (pixels, width, height, target) => call("saliency", pixels, width, height, target ?? null),
   stepApart: (pixels, width, height, label, optimizer, lr) => call("step_apart", pixels, width, height, label, optimizer, lr ?? null),
   stepApartTest: (index, optimizer, lr) => call("step_apart_test", index, optimizer, lr ?? null),
+  stepApartMistake: (k, optimizer, lr) => call("step_apart_mistake", k, optimizer, lr ?? null),
   userDigit: (pixels, width, height) => call("user_digit", pixels, width, height),
   digitsFile: (images, labels) => bytesOut(call("digits_file", images, labels)),
   readDigitsFile: (bytes) => call("read_digits_file", bytes),
