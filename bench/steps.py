@@ -91,14 +91,14 @@ def profile(preset: str, images: np.ndarray, labels: np.ndarray, batch: int = 64
     for r in range(repeats + 2):  # the first two are a warm-up
         x, y = step.batches[r % BATCHES]
         begin = clock()
-        for name, layer in zip(names, model.layers):
+        for name, layer in zip(names, model.layers, strict=True):
             t = clock()
             x = layer.forward(x)
             forward[name].append(clock() - t)
         t = clock()
         _, d = softmax_cross_entropy(x, y)
         loss_ms.append(clock() - t)
-        for name, layer in zip(reversed(names), reversed(model.layers)):
+        for name, layer in zip(reversed(names), reversed(model.layers), strict=True):
             t = clock()
             d = layer.backward(d)
             backward[name].append(clock() - t)
@@ -111,7 +111,7 @@ def profile(preset: str, images: np.ndarray, labels: np.ndarray, batch: int = 64
         return round(statistics.median(samples[2:]) * 1e3, 2)
 
     return {"layers": [[n, type(layer).__name__, ms(forward[n]), ms(backward[n])]
-                       for n, layer in zip(names, model.layers)],
+                       for n, layer in zip(names, model.layers, strict=True)],
             "loss": ms(loss_ms), "update": ms(update_ms), "step": ms(step_ms)}
 
 

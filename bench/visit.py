@@ -70,8 +70,9 @@ def load(page, action) -> float:
 
 
 def measure(incognito: bool = False) -> dict:
-    import build_site
     from playwright.sync_api import sync_playwright
+
+    import build_site
 
     with tempfile.TemporaryDirectory() as tmp:
         build_site.build(Path(tmp) / SUBPATH)
@@ -110,7 +111,7 @@ def measure(incognito: bool = False) -> dict:
             out["offline_visit_ready_seconds"] = round(load(page, page.reload), 2)
             out["offline_visit"] = take(log, mark)
             context.close()
-        out["worker_timings_ms"] = dict(zip(("first_visit", "second_visit", "offline_visit"), timings))
+        out["worker_timings_ms"] = dict(zip(("first_visit", "second_visit", "offline_visit"), timings, strict=True))
         server.shutdown()
     return out
 

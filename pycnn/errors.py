@@ -11,12 +11,17 @@ still catch them.
 
 from __future__ import annotations
 
+MAX_MESSAGE = 1000  # characters: room for a few long paths, while a hostile file quoted stays readable
+
 
 class PycnnError(Exception):
-    """A user error; ``str(exc)`` is one line fit to show the user."""
+    """A user error; ``str(exc)`` is one line of at most MAX_MESSAGE characters, fit to show the user."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(" ".join(str(message).split()))  # always one line
+        line = " ".join(str(message).split())  # always one line
+        if len(line) > MAX_MESSAGE:
+            line = line[: MAX_MESSAGE - 14].rstrip() + " ... (cut)"
+        super().__init__(line)
 
 
 class ConfigError(PycnnError, ValueError):

@@ -88,7 +88,7 @@ class Evaluator:
         code = self.y * k + self.pred
         order = np.argsort(code, kind="stable")  # by cell, then by index
         bounds = np.searchsorted(code[order], np.arange(k * k + 1))
-        flat = [order[a : min(b, a + self.cell_limit)].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
+        flat = [order[a : min(b, a + self.cell_limit)].tolist() for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
         return [flat[t * k : (t + 1) * k] for t in range(k)]
 
     def _gallery(self) -> list[dict]:

@@ -83,7 +83,7 @@ def filter_images(model: Sequential, rgba: bool = True) -> dict | None:
     channels shows their mean. Returns an image block plus ``"layer"`` (its
     name) and ``"scale"`` (F floats: each filter's ``m``).
     """
-    found = [(name, layer) for name, layer in zip(model.names, model.layers) if isinstance(layer, Conv2D)]
+    found = [(name, layer) for name, layer in zip(model.names, model.layers, strict=True) if isinstance(layer, Conv2D)]
     if not found:
         return None
     name, conv = found[0]

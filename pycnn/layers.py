@@ -14,6 +14,8 @@ follows one protocol:
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import ops
@@ -278,6 +280,30 @@ class Dense(Layer):
 LAYER_TYPES: dict[str, type[Layer]] = {
     cls.__name__: cls for cls in (Conv2D, ReLU, MaxPool2D, Flatten, Dense)
 }
+
+
+def param_shapes(config: dict) -> dict[str, Shape]:
+    """The shape of each parameter, by name, of the layer ``config`` describes, without building it.
+
+    Settings that are not whole numbers count as 0 (building the layer refuses them).
+    """
+    def n(key: str) -> int:
+        v = config.get(key)
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) and v == int(v)
+        return max(int(v), 0) if ok else 0
+
+    if config.get("type") == "Conv2D":
+        kh = n("kh")
+        kw = kh if config.get("kw") is None else n("kw")
+        return {"W": (kh, kw, n("in_ch"), n("out_ch")), "b": (n("out_ch"),)}
+    if config.get("type") == "Dense":
+        return {"W": (n("in_features"), n("out_features")), "b": (n("out_features"),)}
+    return {}
+
+
+def count_params(configs: list[dict]) -> int:
+    """How many parameters the layers ``configs`` describe, computed without building them."""
+    return sum(math.prod(shape) for config in configs for shape in param_shapes(config).values())
 
 
 def layer_from_config(config: dict, rng: np.random.Generator | None = None) -> Layer:

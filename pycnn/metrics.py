@@ -51,7 +51,7 @@ def format_confusion_matrix(cm: np.ndarray) -> str:
     cell = max(len(str(cm.max(initial=0))), 3)
     header = "true\\pred " + " ".join(f"{p:>{cell}}" for p in range(len(cm))) + " |    acc"
     lines = [header, "-" * len(header)]
-    for t, (row, acc) in enumerate(zip(cm, per_class_accuracy(cm))):
+    for t, (row, acc) in enumerate(zip(cm, per_class_accuracy(cm), strict=True)):
         counts = " ".join(f"{n:>{cell}}" for n in row)
         lines.append(f"{t:>9} {counts} | " + ("     -" if np.isnan(acc) else f"{acc:6.1%}"))
     return "\n".join(lines)

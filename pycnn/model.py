@@ -13,29 +13,36 @@ Model file format (one ``.npz``, no pickles):
 
 from __future__ import annotations
 
+import inspect
 import io
 import json
 import os
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
+from .config import check_conv, whole_number
 from .data import to_float
-from .errors import ConfigError, ModelFormatError, PycnnError  # noqa: F401  (ModelFormatError: pycnn.model's, as before)
-from .layers import Conv2D, Dense, Flatten, Layer, MaxPool2D, Param, ReLU
+from .errors import ConfigError, ModelFormatError, PycnnError  # noqa: F401  (the last two: pycnn.model's, as before)
+from .files import check_save_target, write_atomic
+from .im2col import output_size
+from .inputs import check_images
+from .layers import Layer, Param, count_params, layer_from_config
+from .limits import params_problem
 from .losses import softmax
 
 FORMAT = "pycnn-model"
 VERSION = 1
 
 
-def _layer_names(layers: list[Layer]) -> list[str]:
-    """Readable, unique names: conv1, relu1, pool1, flatten1, dense1, ..."""
+def layer_names(types: list[str]) -> list[str]:
+    """Readable, unique names for layers of these types: conv1, relu1, pool1, flatten1, dense1, ..."""
     short = {"Conv2D": "conv", "ReLU": "relu", "MaxPool2D": "pool", "Flatten": "flatten", "Dense": "dense"}
     counts: dict[str, int] = {}
     names = []
-    for layer in layers:
-        base = short.get(type(layer).__name__, type(layer).__name__.lower())
+    for kind in types:
+        base = short.get(kind, kind.lower())
         counts[base] = counts.get(base, 0) + 1
         names.append(f"{base}{counts[base]}")
     return names
@@ -57,19 +64,19 @@ class Sequential:
         self.layers = list(layers)
         self.input_shape = tuple(int(s) for s in input_shape)
         self.preset = preset
-        self.names = _layer_names(self.layers)
+        self.names = layer_names([type(layer).__name__ for layer in self.layers])
         self.shapes = self._infer_shapes()
         for layer in self.layers:
             layer.input_grad = True
         self.layers[0].input_grad = False
-        for name, layer in zip(self.names, self.layers):
+        for name, layer in zip(self.names, self.layers, strict=True):
             for p in layer.params():
                 p.name = f"{name}.{p.name.rsplit('.', 1)[-1]}"
 
     def _infer_shapes(self) -> list[tuple[int, ...]]:
         """Output shape (without N) of every layer; raises if one does not fit."""
         shapes, shape = [], self.input_shape
-        for name, layer in zip(self.names, self.layers):
+        for name, layer in zip(self.names, self.layers, strict=True):
             try:
                 shape = tuple(layer.output_shape(shape))
             except ValueError as exc:
@@ -101,12 +108,12 @@ class Sequential:
 
     def set_flat_params(self, flat: np.ndarray) -> None:
         """Copy a vector (P,) from :meth:`flat_params` into the parameters' values, in place."""
-        for p, part in zip(self.params(), self._split(flat)):
+        for p, part in zip(self.params(), self._split(flat), strict=True):
             p.value[...] = part
 
     def set_flat_grads(self, flat: np.ndarray) -> None:
         """Make a vector (P,) laid out as :meth:`flat_grads` the parameters' gradients."""
-        for p, part in zip(self.params(), self._split(flat)):
+        for p, part in zip(self.params(), self._split(flat), strict=True):
             p.grad = part.copy()
 
     def _split(self, flat: np.ndarray) -> list[np.ndarray]:
@@ -154,22 +161,18 @@ class Sequential:
         return dout
 
     def as_images(self, x: np.ndarray) -> np.ndarray:
-        """Accept (N, H, W) or (N, H, W, C), uint8 in [0, 255] or float in [0, 1]."""
-        x = np.asarray(x)
-        given = x.shape
+        """Float32 images (N, H, W, C) from uint8 0-255 or float [0, 1] ones that pycnn.inputs accepts."""
+        x = check_images(x, self.input_shape)
         if x.ndim == len(self.input_shape):
             x = x[..., None]
-        if x.shape[1:] != self.input_shape:
-            raise ValueError(f"expected images of shape (N, {', '.join(map(str, self.input_shape))}), got {given}")
         if x.dtype == np.uint8:
             return to_float(x)
         return x.astype(np.float32, copy=False)
 
     def predict_proba(self, x: np.ndarray, batch_size: int = 500) -> np.ndarray:
         """Class probabilities (N, K) for images, computed in chunks of ``batch_size``."""
-        if int(batch_size) != batch_size or batch_size < 1:
-            raise ValueError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
-        x = np.asarray(x)
+        batch_size = whole_number("batch_size", batch_size)
+        x = check_images(x, self.input_shape)
         out = np.empty((len(x), self.num_classes), dtype=np.float32)
         for start in range(0, len(x), batch_size):
             chunk = self.as_images(x[start : start + batch_size])
@@ -183,7 +186,7 @@ class Sequential:
     def activations(self, x: np.ndarray) -> list[tuple[str, np.ndarray]]:
         """Every layer's output for images ``x``, as ``(layer name, array)`` pairs."""
         out, h = [], self.as_images(x)
-        for name, layer in zip(self.names, self.layers):
+        for name, layer in zip(self.names, self.layers, strict=True):
             h = layer.forward(h, training=False)
             out.append((name, h))
         return out
@@ -211,109 +214,100 @@ class Sequential:
     def save(self, path: str | os.PathLike) -> None:
         """Write the model to ``path`` (a ``.npz`` file), atomically.
 
-        Raises :class:`ConfigError` if the file cannot be written; an
-        existing file at ``path`` is then left as it was.
+        Raises :class:`ConfigError` if the file cannot or must not be written
+        (see :func:`check_save_path`); an existing file at ``path`` is then
+        left as it was.
         """
         path = os.fspath(path)
-        tmp = path + ".tmp"
+        check_save_path(path)
         try:
-            with open(tmp, "wb") as f:
-                f.write(self.to_bytes())
-            os.replace(tmp, path)
+            write_atomic(path, self.to_bytes())
         except OSError as exc:
-            _remove_quietly(tmp)
             raise ConfigError(f"cannot save the model to {path}: {exc.strerror or exc}") from None
 
     def describe(self) -> str:
         """One line per layer: name, type, output shape, parameter count."""
         lines = []
-        for name, layer, shape in zip(self.names, self.layers, self.shapes):
+        for name, layer, shape in zip(self.names, self.layers, self.shapes, strict=True):
             count = sum(p.value.size for p in layer.params())
             lines.append(f"{name:<9} {type(layer).__name__:<10} -> {str(shape):<14} {count:>8,} params")
         return "\n".join(lines)
 
 
-def seed_model(n_filter: int = 32, h_filter: int = 7, w_filter: int = 7, stride: int = 1,
-               padding: int = 1, num_class: int = 10, num_channel: int = 1, img_height: int = 28,
-               img_width: int = 28, seed: int | None = 0) -> Sequential:
-    """The assignment's model: Conv -> ReLU -> Flatten -> Dense."""
-    rng = np.random.default_rng(seed)
-    conv = Conv2D(num_channel, n_filter, h_filter, w_filter, stride, padding, rng=rng)
-    oh, ow, f = conv.output_shape((img_height, img_width, num_channel))
-    hparams = dict(n_filter=n_filter, h_filter=h_filter, w_filter=w_filter, stride=stride,
-                   padding=padding, num_class=num_class, num_channel=num_channel,
-                   img_height=img_height, img_width=img_width)
-    return Sequential([conv, ReLU(), Flatten(), Dense(oh * ow * f, num_class, rng=rng)],
-                      (img_height, img_width, num_channel), {"name": "seed", "hparams": hparams})
+def seed_layers(n_filter: int = 32, h_filter: int = 7, w_filter: int = 7, stride: int = 1,
+                padding: int = 1, num_class: int = 10, num_channel: int = 1, img_height: int = 28,
+                img_width: int = 28) -> list[dict]:
+    """The assignment's model, Conv -> ReLU -> Flatten -> Dense, as layer configs."""
+    oh, ow = output_size(img_height, h_filter, stride, padding), output_size(img_width, w_filter, stride, padding)
+    return [{"type": "Conv2D", "in_ch": num_channel, "out_ch": n_filter, "kh": h_filter, "kw": w_filter,
+             "stride": stride, "padding": padding}, {"type": "ReLU"}, {"type": "Flatten"},
+            {"type": "Dense", "in_features": oh * ow * n_filter, "out_features": num_class}]
 
 
-def lenet_model(c1: int = 16, c2: int = 32, hidden: int = 128, num_class: int = 10,
-                num_channel: int = 1, img_height: int = 28, img_width: int = 28,
-                seed: int | None = 0) -> Sequential:
-    """LeNet-style: (Conv 5x5 -> ReLU -> MaxPool 2) x 2 -> Dense -> ReLU -> Dense.
+def lenet_layers(c1: int = 16, c2: int = 32, hidden: int = 128, num_class: int = 10,
+                 num_channel: int = 1, img_height: int = 28, img_width: int = 28) -> list[dict]:
+    """LeNet-style, (Conv 5x5 -> ReLU -> MaxPool 2) x 2 -> Dense -> ReLU -> Dense, as layer configs.
 
     The first convolution pads by 2 so 28x28 stays 28x28; the second does not
     pad: 14x14 -> 10x10 -> pooled 5x5.
     """
-    rng = np.random.default_rng(seed)
-    conv1 = Conv2D(num_channel, c1, 5, 5, 1, 2, rng=rng)
-    conv2 = Conv2D(c1, c2, 5, 5, 1, 0, rng=rng)
-    h, w = img_height // 2, img_width // 2
-    h, w = (h - 4) // 2, (w - 4) // 2
+    h, w = (img_height // 2 - 4) // 2, (img_width // 2 - 4) // 2
     if h < 1 or w < 1:
         raise ValueError(f"lenet needs images of at least 12x12, got {img_height}x{img_width}")
-    hparams = dict(c1=c1, c2=c2, hidden=hidden, num_class=num_class, num_channel=num_channel,
-                   img_height=img_height, img_width=img_width)
-    layers = [conv1, ReLU(), MaxPool2D(2), conv2, ReLU(), MaxPool2D(2), Flatten(),
-              Dense(h * w * c2, hidden, rng=rng), ReLU(), Dense(hidden, num_class, rng=rng)]
-    return Sequential(layers, (img_height, img_width, num_channel), {"name": "lenet", "hparams": hparams})
+    conv = {"type": "Conv2D", "kh": 5, "kw": 5, "stride": 1}
+    pool, relu = {"type": "MaxPool2D", "k": 2, "stride": 2}, {"type": "ReLU"}
+    return [{**conv, "in_ch": num_channel, "out_ch": c1, "padding": 2}, relu, pool,
+            {**conv, "in_ch": c1, "out_ch": c2, "padding": 0}, relu, pool, {"type": "Flatten"},
+            {"type": "Dense", "in_features": h * w * c2, "out_features": hidden}, relu,
+            {"type": "Dense", "in_features": hidden, "out_features": num_class}]
 
 
-PRESETS = {"seed": seed_model, "lenet": lenet_model}
+PRESETS = {"seed": seed_layers, "lenet": lenet_layers}
 
 
-def build_model(name: str = "seed", **hparams: Any) -> Sequential:
-    """A preset model by name (``"seed"`` or ``"lenet"``) with its hyperparameters."""
-    if name not in PRESETS:
-        raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(PRESETS)}")
-    try:
-        return PRESETS[name](**hparams)
-    except TypeError as exc:
-        raise ConfigError(f"bad hyperparameters for {name}: {exc}") from None
-    except ValueError as exc:  # a layer that does not fit, said by the layer
-        raise exc if isinstance(exc, PycnnError) else ConfigError(str(exc)) from None
+def build_model(name: str = "seed", seed: int | None = 0, **hparams: Any) -> Sequential:
+    """A preset model by name (``"seed"`` or ``"lenet"``) with its hyperparameters.
 
-
-def check_save_path(path: str | os.PathLike) -> None:
-    """Fail now, with :class:`ConfigError`, if :meth:`Sequential.save` could not write ``path``.
-
-    Creates and removes the temporary file the save will use, so a folder
-    that does not exist or cannot be written is found before training.
+    Runs the checks the CLI and the page run (pycnn.config) and refuses a model
+    of more than pycnn.limits.MAX_PARAMS parameters before allocating it;
+    ``seed`` (>= 0) draws the initial weights.
     """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise ConfigError(f"cannot save the model to {path}: it is a folder; give a file name such as "
-                          f"{os.path.join(path, 'model.npz')}")
-    if not os.path.isdir(folder):
-        raise ConfigError(f"cannot save the model to {path}: the folder {folder} does not exist")
-    tmp = path + ".tmp"
+    if not isinstance(name, str) or name not in PRESETS:
+        raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(PRESETS)}")
+    if seed is not None:
+        whole_number("seed", seed, low=0)
+    defaults = {k: p.default for k, p in inspect.signature(PRESETS[name]).parameters.items()}
+    unknown = sorted(set(hparams) - set(defaults))
+    if unknown:
+        raise ConfigError(f"bad hyperparameters for {name}: unknown {', '.join(unknown)}; "
+                          f"it takes {', '.join(defaults)}")
+    hparams = {**defaults, **hparams}
+    if name == "seed":
+        check_conv(*(hparams[k] for k in ("n_filter", "h_filter", "w_filter", "stride", "padding",
+                                          "img_height", "img_width")))
+    for key in defaults:
+        whole_number(key, hparams[key], low=0 if key == "padding" else 1)
     try:
-        with open(tmp, "xb"):
-            pass
-    except FileExistsError:
-        return  # a leftover temporary file: the folder is writable and save will replace it
-    except OSError as exc:
-        raise ConfigError(f"cannot save the model to {path}: {exc.strerror or exc}") from None
-    _remove_quietly(tmp)
+        layers = PRESETS[name](**hparams)
+    except ValueError as exc:  # a layer that does not fit, said by the layer
+        raise ConfigError(str(exc)) from None
+    problem = params_problem(count_params(layers))
+    if problem:
+        raise ConfigError(f"the {name} model with these settings has {problem}")
+    rng = np.random.default_rng(seed)
+    input_shape = (hparams["img_height"], hparams["img_width"], hparams["num_channel"])
+    return Sequential([layer_from_config(c, rng) for c in layers], input_shape, {"name": name, "hparams": hparams})
 
 
-def _remove_quietly(path: str) -> None:
-    try:
-        os.remove(path)
-    except OSError:
-        pass
+def check_save_path(path: str | os.PathLike, protect: Iterable[str | os.PathLike] = ()) -> None:
+    """Fail now, with :class:`ConfigError`, if :meth:`Sequential.save` could not or must not write ``path``.
+
+    See :func:`pycnn.files.check_save_target`: ``protect`` lists inputs (the
+    data file) the save must not overwrite, and the check creates and removes
+    a temporary file in the folder just as the save does.
+    """
+    check_save_target(path, protect)
 
 
 # Reading model files is its own module; load_model stays importable from here.
-from .model_file import load_model  # noqa: F401  (imported last: it needs Sequential and the presets)
+from .model_file import load_model  # noqa: E402, F401  (imported last: it needs Sequential and the presets)

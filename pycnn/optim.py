@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from numbers import Real
 
 import numpy as np
 
 from .errors import ConfigError
 from .layers import Param
+
+
+def _number(value: object) -> bool:
+    """A finite real number (not a bool, not a string such as "0.01")."""
+    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class Optimizer:
@@ -23,9 +29,9 @@ class Optimizer:
         self.params = list(params)
         if not self.params:
             raise ValueError("optimizer got no parameters")
-        if not np.isfinite(lr) or lr <= 0:
+        if not _number(lr) or lr <= 0:
             raise ConfigError(f"learning rate must be a positive number, got {lr!r}")
-        if not np.isfinite(weight_decay) or weight_decay < 0:
+        if not _number(weight_decay) or weight_decay < 0:
             raise ConfigError(f"weight_decay must be >= 0, got {weight_decay!r}")
         self.lr, self.weight_decay = float(lr), float(weight_decay)
 
@@ -56,13 +62,13 @@ class Momentum(Optimizer):
     def __init__(self, params: Iterable[Param], lr: float, momentum: float = 0.9,
                  nesterov: bool = False, weight_decay: float = 0.0) -> None:
         super().__init__(params, lr, weight_decay)
-        if not 0 <= momentum < 1:
+        if not _number(momentum) or not 0 <= momentum < 1:
             raise ConfigError(f"momentum must be in [0, 1), got {momentum!r}")
         self.momentum, self.nesterov = float(momentum), nesterov
         self.velocity = [np.zeros_like(p.value) for p in self.params]
 
     def step(self) -> None:
-        for p, v in zip(self.params, self.velocity):
+        for p, v in zip(self.params, self.velocity, strict=True):
             g = self.gradient(p)
             v *= self.momentum
             v -= self.lr * g
@@ -84,9 +90,9 @@ class Adam(Optimizer):
     def __init__(self, params: Iterable[Param], lr: float = 1e-3, beta1: float = 0.9,
                  beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0) -> None:
         super().__init__(params, lr, weight_decay)
-        if not (0 <= beta1 < 1 and 0 <= beta2 < 1):
+        if not (_number(beta1) and _number(beta2) and 0 <= beta1 < 1 and 0 <= beta2 < 1):
             raise ConfigError(f"Adam betas must be in [0, 1), got {beta1!r}, {beta2!r}")
-        if not (np.isfinite(eps) and eps > 0):
+        if not (_number(eps) and eps > 0):
             raise ConfigError(f"Adam eps must be a positive number, got {eps!r}")
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
         self.m = [np.zeros_like(p.value) for p in self.params]
@@ -100,7 +106,7 @@ class Adam(Optimizer):
         # lr * m_hat / (sqrt(v_hat) + eps) == (lr * sqrt(c2) / c1) * m / (sqrt(v) + eps * sqrt(c2)):
         # one division pass over the weights fewer (docs/PERFORMANCE.md, "Adam folds the bias corrections").
         scale, eps = self.lr * math.sqrt(c2) / c1, self.eps * math.sqrt(c2)
-        for p, m, v in zip(self.params, self.m, self.v):
+        for p, m, v in zip(self.params, self.m, self.v, strict=True):
             g = self.gradient(p)
             m *= self.beta1
             m += (1 - self.beta1) * g

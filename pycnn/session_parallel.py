@@ -89,7 +89,8 @@ class ParallelCalls:
         except DivergedError as e:
             self._end(run, "diverged", str(e))
             return {"events": [], "done": True, "evaluating": False}
-        run.applied(start, time.perf_counter(), [None if g is None else p.get("seconds") for p, g in zip(parts, grads)])
+        seconds = [None if g is None else p.get("seconds") for p, g in zip(parts, grads, strict=True)]
+        run.applied(start, time.perf_counter(), seconds)
         if run.is_extra and run.trainer.evaluating:  # no test set: its epoch ends at once
             events += run.record(run.trainer.run(max_steps=0))
         reply = self._after(run, events)

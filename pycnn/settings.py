@@ -120,7 +120,7 @@ def build(config: dict) -> Sequential:
 def macs_per_image(model: Sequential) -> int:
     """Forward multiply-adds for one image: conv and dense layers only."""
     total = 0
-    for layer, out in zip(model.layers, model.shapes):
+    for layer, out in zip(model.layers, model.shapes, strict=True):
         weights = [p.value for p in layer.params() if p.value.ndim > 1]
         if weights:  # each output position costs one multiply-add per weight
             total += math.prod(out[:-1]) * weights[0].size

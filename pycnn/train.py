@@ -15,21 +15,26 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from .config import whole_number
+from .config import check_lr_decay, whole_number
 from .errors import ConfigError, DataFormatError, DivergedError
+from .inputs import check_images, check_labels
 from .losses import softmax_cross_entropy
 from .model import Sequential
 from .optim import Optimizer, make_optimizer
 from .parallel import Schedule, ShardSchedule
 
 Event = dict
+EXPLODED = 100  # a loss this many times its start (or ln K) has exploded: see Trainer._loss_limit
 
 
-def _check_dataset(x: np.ndarray, y: np.ndarray, what: str) -> None:
+def _check_dataset(model: Sequential, x: object, y: object, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N, H, W[, C]) and labels (N,) the model can take (pycnn.inputs), as arrays."""
+    x, y = check_images(x, model.input_shape, f"{what} images"), check_labels(y, model.num_classes, f"{what} labels")
     if len(x) != len(y):
         raise DataFormatError(f"{what}: {len(x)} images but {len(y)} labels")
     if len(x) == 0:
         raise DataFormatError(f"{what}: the data set is empty")
+    return x, y
 
 
 class Trainer:
@@ -53,20 +58,21 @@ class Trainer:
                  x_test: np.ndarray | None = None, y_test: np.ndarray | None = None, *,
                  optimizer: Optimizer, batch_size: int = 64, epochs: int = 1, seed: int = 0,
                  eval_batch_size: int = 500, lr_decay: float = 1.0, schedule: Schedule | None = None) -> None:
-        _check_dataset(x_train, y_train, "training set")
+        x_train, y_train = _check_dataset(model, x_train, y_train, "training set")
+        if (x_test is None) != (y_test is None):
+            raise ConfigError("give both x_test and y_test (test images and their labels), or neither")
         if x_test is not None:
-            _check_dataset(x_test, y_test, "test set")
+            x_test, y_test = _check_dataset(model, x_test, y_test, "test set")
         batch_size, epochs = whole_number("batch size", batch_size), whole_number("epochs", epochs)
         eval_batch_size = whole_number("evaluation batch size", eval_batch_size)
-        if not 0 < lr_decay <= 1:
-            raise ConfigError(f"lr_decay must be in (0, 1], got {lr_decay!r}")
-        self.model, self.optimizer, self.lr_decay = model, optimizer, float(lr_decay)
-        self.x_test, self.y_test = x_test, None if y_test is None else np.asarray(y_test)
+        seed = whole_number("seed", seed, low=0)
+        self.model, self.optimizer, self.lr_decay = model, optimizer, check_lr_decay(lr_decay)
+        self.x_test, self.y_test = x_test, y_test
         self.epochs, self.eval_batch_size = epochs, eval_batch_size
         if schedule is None:
             schedule = ShardSchedule(len(x_train), batch_size, 1, seed)
         self.batch_size = schedule.batch_size
-        self.use_training_set(x_train, y_train, schedule)
+        self.use_training_set(x_train, y_train, schedule)  # checks the images and labels
         self.steps_per_epoch = self.schedule.steps_per_epoch
         self.step = 0          # training steps done, over all epochs
         self.epoch = 0         # epochs finished (trained and evaluated)
@@ -81,6 +87,7 @@ class Trainer:
         # wants it, then handed the step's layer outputs; None costs nothing.
         self.observer = None
         self._outputs: list | None = None
+        self._first_loss: float | None = None  # the first step's loss, the yardstick of an exploding loss
         self._start_epoch()
 
     @property
@@ -148,10 +155,10 @@ class Trainer:
 
         A data-parallel replica that goes on alone swaps its shard for the whole set this way.
         """
-        _check_dataset(x_train, y_train, "training set")
+        x_train, y_train = _check_dataset(self.model, x_train, y_train, "training set")
         if len(x_train) != schedule.n:
             raise ValueError(f"the batch schedule is for {schedule.n} training images, got {len(x_train)}")
-        self.x_train, self.y_train, self.schedule = x_train, np.asarray(y_train), schedule
+        self.x_train, self.y_train, self.schedule = x_train, y_train, schedule
         self.train_size = schedule.n
 
     @property
@@ -206,13 +213,16 @@ class Trainer:
 
         ``batch`` is :meth:`compute_gradients`'s dict (or :meth:`part_gradients`'
         summed over all parts of the global batch). Raises :class:`DivergedError`,
-        keeping the last finite weights, if its loss is not finite.
+        keeping the last finite weights, if its loss is not finite or has exploded
+        (see :meth:`_loss_limit`).
         """
         with self._clock("train_seconds"):
             loss, count, correct = float(batch["loss"]), int(batch["count"]), int(batch["correct"])
-            if not math.isfinite(loss):
+            if self._first_loss is None:
+                self._first_loss = loss
+            if not math.isfinite(loss) or loss > self._loss_limit():
                 self._diverged(loss)
-            for p, previous in zip(self._params, self._previous):
+            for p, previous in zip(self._params, self._previous, strict=True):
                 np.copyto(previous, p.value)
             self.optimizer.step()
             self.step += 1
@@ -242,19 +252,28 @@ class Trainer:
             self._seconds += spent
             setattr(self, total, getattr(self, total) + spent)
 
+    def _loss_limit(self) -> float:
+        """A loss above this has exploded: 100 times the larger of the first step's loss and ln K,
+        the loss of a uniform guess over K classes (230 for 10 classes)."""
+        return EXPLODED * max(self._first_loss, math.log(self.model.num_classes))
+
     def _diverged(self, loss: float) -> None:
         """Raise DivergedError, first putting back the last finite weights.
 
-        The weights that gave a non-finite loss are kept if they are finite
-        (the loss overflowed); otherwise the last update broke them and the
+        Diverged means a loss that is not finite, or above :meth:`_loss_limit`.
+        The weights that gave it are kept if they are finite (the loss
+        overflowed or exploded); otherwise the last update broke them and the
         weights from before it, kept by ``apply_gradients``, come back.
         """
         if not all(np.isfinite(p.value).all() for p in self._params):
-            for p, previous in zip(self._params, self._previous):
+            for p, previous in zip(self._params, self._previous, strict=True):
                 np.copyto(p.value, previous)
         lr = self.optimizer.lr
+        became = f"became {loss}" if not math.isfinite(loss) else f"reached {loss:.3g}"
+        limit = "" if not math.isfinite(loss) else (
+            f", far above its start ({self._first_loss:.3g}; the limit is {self._loss_limit():.3g})")
         raise DivergedError(
-            f"training diverged: the loss became {loss} at step {self.step + 1} (epoch {self.epoch + 1}); "
+            f"training diverged: the loss {became} at step {self.step + 1} (epoch {self.epoch + 1}){limit}; "
             f"lower the learning rate (it is {lr:g}), for example to {lr / 10:g}. "
             "The model keeps its last finite weights.", step=self.step + 1, lr=lr)
 
@@ -285,9 +304,9 @@ class Trainer:
 
 def evaluate(model: Sequential, x: np.ndarray, y: np.ndarray, batch_size: int = 500) -> tuple[float, np.ndarray]:
     """Accuracy of ``model`` on images ``x`` and labels ``y``, and its predictions (N,)."""
-    _check_dataset(x, y, "evaluation set")
+    x, y = _check_dataset(model, x, y, "evaluation set")
     pred = model.predict(x, batch_size=batch_size)
-    return float((pred == np.asarray(y)).mean()), pred
+    return float((pred == y).mean()), pred
 
 
 def fit(model: Sequential, x_train: np.ndarray, y_train: np.ndarray,
@@ -304,6 +323,9 @@ def fit(model: Sequential, x_train: np.ndarray, y_train: np.ndarray,
     """
     if isinstance(optimizer, str):
         optimizer = make_optimizer(optimizer, model.params(), lr, momentum, weight_decay)
+    elif not isinstance(optimizer, Optimizer):
+        raise ConfigError(f"optimizer must be 'sgd', 'momentum', 'adam' or an Optimizer, "
+                          f"got {type(optimizer).__name__}")
     trainer = Trainer(model, x_train, y_train, x_test, y_test, optimizer=optimizer,
                       batch_size=batch_size, epochs=epochs, seed=seed, lr_decay=lr_decay)
     return train_to_end(trainer, callback)

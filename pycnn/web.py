@@ -46,7 +46,8 @@ def _buffer(data: Any, what: str) -> np.ndarray:
     try:
         return np.frombuffer(_py(data), dtype=np.uint8)
     except TypeError:
-        raise ValueError(f"{what} must be bytes-like (a Uint8Array in the browser), got {type(data).__name__}") from None
+        raise ValueError(f"{what} must be bytes-like (a Uint8Array in the browser), "
+                         f"got {type(data).__name__}") from None
 
 
 def _floats(data: Any, what: str) -> np.ndarray:

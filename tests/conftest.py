@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+import browser_lookup
+
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -33,7 +35,6 @@ def mnist():
 
 # ---------------------------------------------------------------- the site in a browser
 
-CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 READY_TIMEOUT_MS = 60_000  # observed 5-15 s on 2 cores; 60 s only guards against a slow machine
@@ -81,11 +82,12 @@ def server(site_root):
 def browser():
     from playwright import sync_api as playwright_api
 
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} not found: install Debian's Chromium with `apt-get install chromium` "
-                    "(never `playwright install`)")
     with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            chromium = browser_lookup.find_browser(playwright_chromium=lambda: p.chromium.executable_path)
+        except browser_lookup.BrowserNotFound as e:
+            pytest.fail(str(e), pytrace=False)
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
 
@@ -156,7 +158,8 @@ class Visit:
             pass
         if self.state() != state:
             pytest.fail(f"the page did not reach data-state={state!r} (limit {timeout_ms / 1000:g} s): "
-                        f"after {time.monotonic() - start:.1f} s it is {self.state()!r}; status: {self.status()!r}; message: {self.message()!r}; "
+                        f"after {time.monotonic() - start:.1f} s it is {self.state()!r}; status: {self.status()!r}; "
+                        f"message: {self.message()!r}; "
                         f"console errors: {self.console_errors}")
         return time.monotonic() - start
 
@@ -180,3 +183,36 @@ def visit(browser, server):
     yield v
     v.context.close()
     assert not v.foreign, f"requests left the site's origin {server}: {v.foreign}"
+
+
+# ---------------------------------------------------------------- what a failed browser test leaves behind
+
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """When a test using a Visit fails, save each page's screenshot and log into test-artifacts/.
+
+    For a failure in the test itself this runs before the fixtures' teardown, so the pages are
+    still open. CI uploads the folder as an artifact.
+    """
+    report = yield
+    visits = [v for v in getattr(item, "funcargs", {}).values() if isinstance(v, Visit)]
+    if report.failed and visits:
+        ARTIFACTS.mkdir(exist_ok=True)
+        for i, v in enumerate(visits):
+            save_visit(v, ARTIFACTS / f"{item.name}-{report.when}-{i}")
+    return report
+
+
+def save_visit(v: Visit, stem: Path) -> None:
+    """Write stem.png (the page as it is) and stem.log (state, status, errors, requests); never raises."""
+    lines = []
+    try:
+        v.page.screenshot(path=f"{stem}.png", full_page=True)
+        lines += [f"state: {v.state()!r}", f"status: {v.status()!r}", f"message: {v.message()!r}"]
+    except Exception as e:  # a crashed or closed page must not hide the test's own failure
+        lines.append(f"no screenshot: {e}")
+    lines += ["console errors:", *v.console_errors, "failed responses:", *v.failed, "requests:", *v.requests]
+    Path(f"{stem}.log").write_text("\n".join(lines) + "\n")

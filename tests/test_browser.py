@@ -242,7 +242,8 @@ def test_missing_mnist_files_refuse_training_with_a_message_and_keep_the_page(vi
     page.wait_for_function("document.body.dataset.mnist === 'failed'", timeout=30_000)
     visit.wait_for_state("ready", 5_000)
     text = visit.message()
-    assert re.search(r"mnist", text, re.IGNORECASE) and "data/" in text, f"the message does not say what is missing: {text!r}"
+    assert re.search(r"mnist", text, re.IGNORECASE) and "data/" in text, \
+        f"the message does not say what is missing: {text!r}"
     assert "build_site.py" in text, text
     assert not page.locator("#train").is_disabled()
     # The only failed requests are the deleted files.

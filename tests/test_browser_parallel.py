@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from playwright import sync_api as playwright_api
+
 from test_browser import choose, stop_within_two_seconds, worker_named
 from test_browser_insight import wait_for_evaluation
 
@@ -116,13 +117,15 @@ def test_stop_halts_a_run_of_two_workers_within_two_seconds(visit):
     assert "Stopped" in visit.message(), visit.message()
     # The run's figures (speed, time left, speed-up) are cleared with it.
     assert page.inner_text("#progress-speed") == ""
-    assert "×" not in page.inner_text("#workers-note") and page.locator("#workers-note").get_attribute("data-workers") is None
+    assert "×" not in page.inner_text("#workers-note")
+    assert page.locator("#workers-note").get_attribute("data-workers") is None
     assert visit.console_errors == []
 
 
 def test_a_worker_that_dies_mid_run_leaves_the_run_to_the_first_one(visit):
     page = start_a_longer_run_of_two_workers(visit, "2")
-    worker_named(page, "pycnn worker 2").evaluate("setTimeout(() => { throw new Error('injected crash'); })")  # an uncaught error: the page closes it
+    # An uncaught error: the page closes the worker.
+    worker_named(page, "pycnn worker 2").evaluate("setTimeout(() => { throw new Error('injected crash'); })")
     visit.wait_for_state("ready", 120_000)
     assert "Done" in visit.message(), visit.message()
     note = page.inner_text("#workers-note")

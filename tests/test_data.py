@@ -38,7 +38,7 @@ def tiny() -> dict:
 
 def assert_loaded(split, expected: dict) -> None:
     assert len(split) == 4
-    for key, a in zip(KEYS, split):
+    for key, a in zip(KEYS, split, strict=True):
         want = np.uint8 if key.startswith("x") else np.int64
         assert a.dtype == want, key
         np.testing.assert_array_equal(a, expected[key], err_msg=key)

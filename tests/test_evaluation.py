@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-from test_insight import assert_plain
 
 import pycnn
 from pycnn.evaluation import Evaluator, evaluation_report
+from test_insight import assert_plain
 
 
 @pytest.fixture(scope="module")

@@ -133,13 +133,13 @@ def test_feature_maps_match_a_manual_forward():
     relu1 = np.maximum(naive_conv(image[:, :, None], conv1.W.value, conv1.b.value, 2), 0)
     pooled = relu1.reshape(14, 2, 14, 2, 2).max(axis=(1, 3))
     relu2 = np.maximum(naive_conv(pooled, conv2.W.value, conv2.b.value, 0), 0)
-    for m, expected in zip(maps, (relu1, relu2)):
+    for m, expected in zip(maps, (relu1, relu2), strict=True):
         expected = expected.transpose(2, 0, 1)  # (F, OH, OW)
         top = expected.max(axis=(1, 2))
         np.testing.assert_allclose(m["max"], top, rtol=1e-4)
         scaled = np.rint(255 * expected / np.where(top > 0, top, 1)[:, None, None])
         assert np.abs(grey(m).astype(int) - scaled).max() <= 1  # float32 vs float64 rounding
-        for g, e, t in zip(grey(m), expected, top):
+        for g, e, t in zip(grey(m), expected, top, strict=True):
             assert (g[e == 0] == 0).all() and g.max() == (255 if t > 0 else 0)
     assert_plain(maps)
 

@@ -65,7 +65,7 @@ def check_gradients(layer, x, rng, tol=1e-7):
 
     assert dx.shape == x.shape
     assert rel_error(dx, numeric_grad(f, x)) < tol
-    for p, g in zip(layer.params(), grads):
+    for p, g in zip(layer.params(), grads, strict=True):
         assert g.shape == p.value.shape
         assert rel_error(g, numeric_grad(f, p.value)) < tol, p.name
 

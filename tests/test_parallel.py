@@ -3,11 +3,11 @@ weighted parts of a batch sum to its gradient. The replicas themselves: tests/te
 
 import numpy as np
 import pytest
-from test_train import tiny_data, tiny_model, weights
 
 from pycnn import SGD, Trainer
 from pycnn.losses import softmax_cross_entropy
 from pycnn.parallel import ShardSchedule, ShardView
+from test_train import tiny_data, tiny_model, weights
 
 # ---------------------------------------------------------------- the schedule
 
@@ -111,7 +111,8 @@ def test_weighted_gradients_of_shards_sum_to_the_whole_batch_gradient():
     parts = [(0, 5), (5, 17), (17, 23)]  # uneven shards
     summed = sum(gradient(images[lo:hi], y[lo:hi])[1] * (hi - lo) / 23 for lo, hi in parts)
     assert np.abs(summed - whole).max() <= 1e-5 * np.abs(whole).max()
-    assert sum(gradient(images[lo:hi], y[lo:hi])[0] * (hi - lo) / 23 for lo, hi in parts) == pytest.approx(whole_loss, rel=1e-5)
+    summed_loss = sum(gradient(images[lo:hi], y[lo:hi])[0] * (hi - lo) / 23 for lo, hi in parts)
+    assert summed_loss == pytest.approx(whole_loss, rel=1e-5)
 
 
 def test_a_shard_view_is_that_shards_part_of_each_global_batch():
@@ -147,5 +148,5 @@ def test_split_steps_are_the_ordinary_step():
     ta.run(max_steps=3)
     for _ in range(3):
         tb.apply_gradients(tb.compute_gradients())
-    for wa, wb in zip(weights(a), weights(b)):
+    for wa, wb in zip(weights(a), weights(b), strict=True):
         np.testing.assert_array_equal(wa, wb)

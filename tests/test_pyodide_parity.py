@@ -14,6 +14,7 @@ import base64
 
 import numpy as np
 import pytest
+
 from conftest import MNIST_DIR, ROOT
 
 pytestmark = pytest.mark.wasm
@@ -72,8 +73,8 @@ def program() -> str:
         image_bytes = f.read(16 + N_IMAGES * 28 * 28)[16:]  # IDX header: 16 bytes
     with open(labels, "rb") as f:
         label_bytes = f.read(8 + N_IMAGES)[8:]  # IDX header: 8 bytes
-    encode = lambda b: base64.b64encode(b).decode()
-    return f"IMAGES = {encode(image_bytes)!r}\nLABELS = {encode(label_bytes)!r}\n{PROGRAM}"
+    images_b64, labels_b64 = base64.b64encode(image_bytes).decode(), base64.b64encode(label_bytes).decode()
+    return f"IMAGES = {images_b64!r}\nLABELS = {labels_b64!r}\n{PROGRAM}"
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,11 @@ end bit-identical to each other and where one trainer stepping through the same 
 
 import numpy as np
 import pytest
-from test_train import tiny_data, tiny_model
 
 from pycnn import SGD, Adam, Trainer
 from pycnn.parallel import ShardSchedule
 from pycnn.replica import Replica
+from test_train import tiny_data, tiny_model
 
 
 def replicas(shards, data, make_optimizer, batch_size=8, epochs=1, seed=0):
@@ -59,7 +59,7 @@ def test_replicas_end_where_one_trainer_on_the_same_global_batches_ends(shards, 
         else:
             group_events.append(all_reduce_step(group)[0])
     assert len(group_events) == len(single_events) == 2 * (single.steps_per_epoch + 1)
-    for a, b in zip(single_events, group_events):
+    for a, b in zip(single_events, group_events, strict=True):
         assert a["kind"] == b["kind"]
         assert a.get("loss") == pytest.approx(b.get("loss"), rel=1e-4)
         if a["kind"] == "step":

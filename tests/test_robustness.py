@@ -263,7 +263,7 @@ def test_a_file_without_a_format_version_still_loads():
     del arch["version"]
     old = load_model(npz(architecture=np.array(json.dumps(arch)), **weights))
     new = load_model(PRETRAINED)
-    for a, b in zip(old.params(), new.params()):
+    for a, b in zip(old.params(), new.params(), strict=True):
         np.testing.assert_array_equal(a.value, b.value)
 
 
@@ -300,7 +300,7 @@ def test_divergence_names_the_step_and_keeps_the_last_finite_weights():
     assert info.value.step == trainer.step + 1 == 2
     assert str(info.value) == ("training diverged: the loss became nan at step 2 (epoch 1); lower the learning "
                                "rate (it is 1e+37), for example to 1e+36. The model keeps its last finite weights.")
-    for p, w in zip(model.params(), before):
+    for p, w in zip(model.params(), before, strict=True):
         np.testing.assert_array_equal(p.value, w)
 
 
@@ -324,5 +324,5 @@ def test_an_update_that_makes_the_weights_infinite_is_undone():
             history.append([p.value.copy() for p in model.params()])
             trainer.run(max_steps=1)
     assert not np.isfinite(history[-1][0]).all()
-    for p, w in zip(model.params(), history[-2]):  # the weights before the update that broke them
+    for p, w in zip(model.params(), history[-2], strict=True):  # the weights before the update that broke them
         np.testing.assert_array_equal(p.value, w)

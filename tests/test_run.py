@@ -78,7 +78,8 @@ def test_a_finished_run_says_how_long_it_took_and_a_stopped_one_clears_its_figur
     t.examples, t.train_seconds, t.epoch = 1000, 4.0, 1
     run.end("done", "Done.")
     status = run.status()
-    assert status["phase"] == "done" and status["eta_seconds"] == 0 and status["speed"].startswith("250 images/s · took ")
+    assert status["phase"] == "done" and status["eta_seconds"] == 0
+    assert status["speed"].startswith("250 images/s · took ")
     stopped, t = make_run()
     t.examples, t.train_seconds = 300, 1.0
     stopped.end("stopped", "Stopped after 300 images of epoch 1.")

@@ -36,8 +36,9 @@ def test_validate_config_fills_defaults():
     ({"learning_rate": 0.1}, r"unknown training setting 'learning_rate'"),
     ({"preset": "seed", "n_filter": 0}, r"number of filters must be a whole number >= 1, got 0"),
     ({"preset": "seed", "n_filter": 65}, r"number of filters must be between 1 and 64"),
-    ({"preset": "seed", "filter_size": 31}, r"a filter 31 pixels in height is larger than the padded image "
-                                            r"\(28 \+ 2\*1 = 30\); use a filter of at most 30 or padding of at least 2"),
+    ({"preset": "seed", "filter_size": 31},
+     r"a filter 31 pixels in height is larger than the padded image "
+     r"\(28 \+ 2\*1 = 30\); use a filter of at most 30 or padding of at least 2"),
     ({"preset": "seed", "filter_size": 29, "padding": 1}, r"filter size must be between 1 and 28"),
     ({"preset": "seed", "filter_size": 3, "padding": 3}, r"padding must be between 0 and 2"),
     ({"preset": "seed", "stride": 0}, r"stride must be a whole number >= 1, got 0"),

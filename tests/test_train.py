@@ -54,7 +54,7 @@ def test_reproducible_under_a_seed():
         results.append((without_time(events), weights(trainer.model)))
     (events_a, w_a), (events_b, w_b) = results
     assert events_a == events_b
-    for a, b in zip(w_a, w_b):
+    for a, b in zip(w_a, w_b, strict=True):
         np.testing.assert_array_equal(a, b)
     other = make_trainer(seed=8)
     run_to_end(other)
@@ -71,7 +71,7 @@ def test_training_in_slices_equals_one_run(slicing):
     assert a.done
     events_b = run_to_end(b, **slicing)
     assert without_time(events_a) == without_time(events_b)
-    for wa, wb in zip(weights(model_a), weights(model_b)):
+    for wa, wb in zip(weights(model_a), weights(model_b), strict=True):
         np.testing.assert_array_equal(wa, wb)
     assert b.step == a.step == 2 * 5
 
@@ -207,7 +207,7 @@ def test_huge_learning_rate_raises_and_keeps_the_last_good_weights():
     message = str(info.value)
     assert "lower the learning rate (it is 1e+20)" in message and "diverged" in message
     assert trainer.step == step  # the failed step is not counted...
-    for p, w in zip(model.params(), before):  # ...and its update is not applied
+    for p, w in zip(model.params(), before, strict=True):  # ...and its update is not applied
         np.testing.assert_array_equal(p.value, w)
 
 
@@ -228,7 +228,7 @@ def test_fit_accepts_an_optimizer_or_a_name():
     a, b = tiny_model(), tiny_model()
     fit(a, x, y, xt, yt, optimizer="adam", lr=0.01, seed=2)
     fit(b, x, y, xt, yt, optimizer=Adam(b.params(), lr=0.01), seed=2)
-    for wa, wb in zip(weights(a), weights(b)):
+    for wa, wb in zip(weights(a), weights(b), strict=True):
         np.testing.assert_array_equal(wa, wb)
     with pytest.raises(ValueError, match="unknown optimizer 'lbfgs'"):
         fit(tiny_model(), x, y, optimizer="lbfgs")

@@ -542,7 +542,8 @@ def test_the_first_workers_calls_give_bytes(loaded):
      "float32 vector of"),
     (lambda: web.start_replica({**PARALLEL, "shards": 2}, b"\0" * 784, b"\0", [1, 28, 28], 1, b"\0" * 7),
      "not whole float32 numbers"),
-    (lambda: web.validate_config({**PARALLEL, "batch_size": 16, "shards": 17}), "number of workers must be between 1 and 16"),
+    (lambda: web.validate_config({**PARALLEL, "batch_size": 16, "shards": 17}),
+     "number of workers must be between 1 and 16"),
     (lambda: web.start_training(PARALLEL, workers=0), "MNIST is not loaded"),
 ])
 def test_parallel_calls_refuse_what_does_not_fit(call, message):

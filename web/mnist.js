@@ -15,7 +15,7 @@ async function fetchCounting(url, path, onBytes) {
   try {
     response = await fetch(url);
   } catch (err) {
-    throw new Error(`could not fetch ${path} (MNIST): ${err.message}`);
+    throw new Error(`could not fetch ${path} (MNIST): ${err.message}`, { cause: err });
   }
   if (!response.ok) {
     throw new Error(`${path} (MNIST) is missing from the site (HTTP ${response.status}); rebuild it with \`python build_site.py\``);

@@ -17,7 +17,7 @@ async function fetchOk(path, what, init) {
   try {
     response = await fetch(siteURL(path), init);
   } catch (err) {
-    throw new Error(`could not fetch ${path} (${what}): ${err.message}`);
+    throw new Error(`could not fetch ${path} (${what}): ${err.message}`, { cause: err });
   }
   if (!response.ok) throw missing(path, what, response);
   return response;
@@ -117,7 +117,7 @@ export function python(pyodide, web) {
     try {
       out = web[name](...pyArgs);
     } catch (err) {
-      throw new Error(errorText(err));
+      throw new Error(errorText(err), { cause: err });
     } finally {
       for (let i = 0; i < args.length; i++) if (pyArgs[i] !== args[i]) pyArgs[i].destroy();
     }

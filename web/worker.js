@@ -70,7 +70,7 @@ const api = {
     try {
       reply = call("load_pretrained", weights);
     } catch (err) {
-      throw new Error(`the pretrained weights (${manifest.pretrained}) could not be loaded: ${err.message}`);
+      throw new Error(`the pretrained weights (${manifest.pretrained}) could not be loaded: ${err.message}`, { cause: err });
     }
     reply = (await keep.restore(call)) || reply;
     mark("ready");
