@@ -56,7 +56,7 @@ PYODIDE_FILES = ("pyodide.mjs", "pyodide.asm.js", "pyodide.asm.wasm", "python_st
 # with the package's licence beside it as vendor/<package>-LICENSE.
 VENDOR = {
     "comlink.mjs": ("comlink", "dist/esm/comlink.mjs", "LICENSE"),  # page <-> worker calls (Apache-2.0)
-    "idb-keyval.js": ("idb-keyval", "dist/index.js", "LICENCE"),  # IndexedDB in the worker and the handwriting gallery (Apache-2.0)
+    "idb-keyval.js": ("idb-keyval", "dist/index.js", "LICENCE"),  # IndexedDB: worker, handwriting gallery (Apache-2.0)
 }
 MNIST_FILES = {
     "train_images": "train-images-idx3-ubyte",

@@ -85,7 +85,7 @@ def take_step(model: Sequential, image: np.ndarray, label: int, optimizer: str =
 
 def first_conv(model: Sequential) -> str | None:
     """The name of the first convolution (whose filters the update view shows), or None."""
-    for name, layer in zip(model.names, model.layers):
+    for name, layer in zip(model.names, model.layers, strict=True):
         if isinstance(layer, Conv2D):
             return name
     return None

@@ -100,7 +100,7 @@ def step_view(step: Step) -> dict:
     net = step.model
     stages = [_stage("input", "Input image", step.image[0], "x: the 28×28 digit, ink 1, paper 0",
                      "The network sees the drawing as 784 numbers between 0 and 1.", False)]
-    for name, layer, out in zip(net.names, net.layers, step.outputs):
+    for name, layer, out in zip(net.names, net.layers, step.outputs, strict=True):
         formula, why = FORWARD[type(layer)]
         stages.append(_stage("forward", f"Forward · {name} ({type(layer).__name__})", out[0], formula, why, False))
     stages.append({"kind": "loss", "title": "Loss", "shape": [net.num_classes], "formula": LOSS[0],

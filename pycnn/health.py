@@ -58,12 +58,12 @@ class LayerHealth:
         self.steps.append(int(event["step"]))
         self.accuracy.append(float(event["running_accuracy"]))
         self.lr.append(float(trainer.optimizer.lr))
-        for name, layer, out in zip(model.names, model.layers, outputs):
+        for name, layer, out in zip(model.names, model.layers, outputs, strict=True):
             if layer.params() or isinstance(layer, ReLU):
                 self.spread.setdefault(name, []).append(float(out.std()))
             if isinstance(layer, ReLU):
                 self.zeros.setdefault(name, []).append(float(np.mean(out == 0)))
-        for p, old in zip(model.params(), before):
+        for p, old in zip(model.params(), before, strict=True):
             if p.value.ndim < 2:
                 continue  # biases: the weights say it
             self.grad.setdefault(p.name, []).append(_rms(p.grad))

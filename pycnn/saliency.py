@@ -20,7 +20,8 @@ EXPLANATION = ("Red pixels would raise the chosen digit's score if they had more
                "the gradient of that score with respect to each input pixel, from one backward pass.")
 
 
-def class_gradient(model: Sequential, image: np.ndarray, target: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+def class_gradient(model: Sequential, image: np.ndarray,
+                   target: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
     """``d logit[target] / d image`` for one float image (H, W) in [0, 1].
 
     Returns the gradient (H, W) float32, the probabilities (K,) and the

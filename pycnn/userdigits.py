@@ -125,7 +125,8 @@ def fine_tune(model: Sequential, x_train: np.ndarray, y_train: np.ndarray, x_tes
     spent = time.perf_counter() - start
     after_p, test_after = net.predict_proba(digits), _accuracy(net, x_t, y_t)
     rows = [{"label": int(t), "before": int(b.argmax()), "after": int(a.argmax()),
-             "before_p": float(b[t]), "after_p": float(a[t])} for t, b, a in zip(labels, before_p, after_p)]
+             "before_p": float(b[t]), "after_p": float(a[t])}
+            for t, b, a in zip(labels, before_p, after_p, strict=True)]
     right_before = sum(r["before"] == r["label"] for r in rows)
     right_after = sum(r["after"] == r["label"] for r in rows)
     dropped = test_after < test_before

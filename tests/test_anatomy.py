@@ -52,7 +52,7 @@ def test_every_intermediate_array_is_the_models_own(digit):
     step = take_step(model, image, label)
     acts = model.activations(image[None])
     assert len(step.outputs) == len(acts) == len(model.layers)
-    for out, (name, a) in zip(step.outputs, acts):
+    for out, (name, a) in zip(step.outputs, acts, strict=True):
         np.testing.assert_allclose(out, a, rtol=1e-5, atol=1e-6, err_msg=name)
     _, dlogits = softmax_cross_entropy(acts[-1][1], np.array([label]))
     np.testing.assert_allclose(step.gradients[-1], dlogits, atol=1e-6)

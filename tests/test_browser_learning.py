@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from playwright import sync_api as playwright_api
-from test_browser import draw, vertical_stroke
 
 from pycnn import web
+from test_browser import draw, vertical_stroke
 
 pytestmark = pytest.mark.browser
 

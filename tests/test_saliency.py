@@ -19,6 +19,11 @@ def float64(model):
     return model
 
 
+def score(model, image: np.ndarray) -> float:
+    """The class score (logit) of 7 for one image (28, 28)."""
+    return model.forward(image[None, ..., None], training=False)[0, 7]
+
+
 def drawn_one() -> np.ndarray:
     """A vertical stroke on a 280x280 canvas, preprocessed as the page does: (28, 28) in [0, 1]."""
     canvas = np.zeros((280, 280), np.uint8)
@@ -39,8 +44,7 @@ def test_the_map_is_the_numerical_gradient_of_the_class_score(preset):
             up, down = image.copy(), image.copy()
             up[i, j] += eps
             down[i, j] -= eps
-            score = lambda x: model.forward(x[None, ..., None], training=False)[0, 7]
-            numeric[i, j] = (score(up) - score(down)) / (2 * eps)
+            numeric[i, j] = (score(model, up) - score(model, down)) / (2 * eps)
     err = np.abs(grad - numeric).max() / np.abs(numeric).max()
     assert err < 1e-4, err
 

@@ -38,7 +38,8 @@ def npz(**arrays) -> bytes:
     return buf.getvalue()
 
 
-GOOD = {"format": np.array("pycnn-digits"), "images": np.zeros((2, 28, 28), np.uint8), "labels": np.array([1, 2], np.uint8)}
+GOOD = {"format": np.array("pycnn-digits"), "images": np.zeros((2, 28, 28), np.uint8),
+        "labels": np.array([1, 2], np.uint8)}
 
 
 @pytest.mark.parametrize("data,message", [

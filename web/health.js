@@ -104,7 +104,7 @@ function draw(fig, spec) {
     ctx.fillStyle = "#212529";
     ctx.fillText(`lr ${mark.lr}`, x + 3, pad.t + 10);
   }
-  all.forEach(([name, v], i) => {
+  all.forEach(([, v], i) => {
     ctx.strokeStyle = PALETTE[i % PALETTE.length];
     ctx.lineWidth = 1.5;
     ctx.beginPath();
