@@ -64,6 +64,14 @@ def test_saliency_follows_the_drawing_and_the_chosen_class(visit):
     one = colours(page, "#saliency")
     assert one["red"] > 10 and one["blue"] > 10, one
     expect(page.locator("#sal-caption")).to_have_text("for the predicted 1")
+    # Pyodide's map is CPython's for the same ink (the first layer's input gradient, run in the worker).
+    web.reset()
+    web.load_pretrained(PRETRAINED)
+    here = np.frombuffer(web.saliency(ink(page), 280, 280)["image"]["pixels"], np.uint8).astype(int)
+    web.reset()
+    shown = np.array(page.evaluate("""() => Array.from(document.querySelector("#saliency")
+        .getContext("2d").getImageData(0, 0, 28, 28).data)"""))
+    assert np.abs(shown - here).max() <= 2
     page.get_by_role("radio", name="digit 7").click()
     page.wait_for_function("document.querySelector('#saliency').dataset.target === '7'", timeout=15_000)
     assert colours(page, "#saliency")["url"] != one["url"]
