@@ -30,6 +30,7 @@ from .metrics import format_confusion_matrix
 from .model import Sequential, build_model, check_save_path, load_model
 from .optim import OPTIMIZERS, make_optimizer
 from .train import Trainer, train_to_end
+from .userdigits import REPEAT, mix, read_digits
 
 
 class _Parser(argparse.ArgumentParser):
@@ -72,6 +73,10 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--save", default=None, metavar="PATH",
                        help="save the trained model (.npz); checked before training starts")
     train.add_argument("--json", action="store_true", help="end with one JSON line of results")
+    train.add_argument("--extra", action="append", default=[], metavar="DIGITS.npz",
+                       help="also train on your own digits (the page's “Download your digits” file); repeatable")
+    train.add_argument("--extra_repeat", type=int, default=REPEAT,
+                       help=f"copies of each of your digits mixed into the training set (default {REPEAT})")
 
     ev = sub.add_parser("evaluate", help="test accuracy and confusion matrix of a saved model")
     ev.add_argument("--model", required=True, metavar="PATH", help="model file written by `pycnn train --save`")
@@ -192,6 +197,11 @@ def train(args: argparse.Namespace) -> int:
     if note:
         print(f"note: {note}", file=sys.stderr, flush=True)
     x_train, y_train = x_train[:count], y_train[:count]
+    for path in args.extra:  # read before training, so a bad file fails at once
+        digits, labels = read_digits(path)
+        x_train, y_train = mix(x_train, y_train, digits, labels, args.extra_repeat)
+        print(f"pycnn: mixed in {len(digits)} of your digits from {path}, {args.extra_repeat} copies each",
+              flush=True)
     _check_data(model, x_train, y_train)
     trainer = Trainer(model, x_train, y_train, x_test, y_test, optimizer=optimizer,
                       batch_size=args.minibatch_size, epochs=args.epochs, seed=args.seed,

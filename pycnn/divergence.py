@@ -28,6 +28,11 @@ class DivergenceGuard:
         self._previous = [np.array(p.value) for p in params]
         self.first_loss: float | None = None  # the first step's loss, the yardstick of an exploding loss
 
+    @property
+    def previous(self) -> list[np.ndarray]:
+        """The weights before the last update, one array per parameter (read them, do not change them)."""
+        return self._previous
+
     def before_update(self, loss: float, step: int, epoch: int, lr: float) -> None:
         """Raise DivergedError if ``loss`` (of 1-based ``step`` in ``epoch``) diverged; else keep the weights.
 

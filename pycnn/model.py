@@ -52,8 +52,9 @@ class Sequential:
     """Layers applied one after another to images ``(N, H, W, C)``.
 
     ``forward`` returns logits ``(N, num_classes)``; ``backward(dlogits)``
-    fills every ``Param.grad``. The first layer never computes an input
-    gradient: nothing upstream of it learns.
+    fills every ``Param.grad``. The first layer computes no input gradient
+    during training (nothing upstream of it learns); ``backward(...,
+    input_grad=True)`` asks for it, as saliency maps do.
     """
 
     def __init__(self, layers: list[Layer], input_shape: tuple[int, int, int] = (28, 28, 1),
@@ -126,17 +127,38 @@ class Sequential:
             start += p.value.size
         return parts
 
-    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
-        """Logits (N, K) for float32 images (N, H, W, C)."""
+    def forward(self, x: np.ndarray, training: bool = True, outputs: list | None = None) -> np.ndarray:
+        """Logits (N, K) for float32 images (N, H, W, C).
+
+        ``outputs``, if given, receives every layer's output in order (the
+        last is the logits): one pass shows a step layer by layer.
+        """
         for layer in self.layers:
             x = layer.forward(x, training)
+            if outputs is not None:
+                outputs.append(x)
         return x
 
-    def backward(self, dlogits: np.ndarray) -> None:
-        """Back-propagate ``dlogits`` (N, K), assigning every parameter's gradient."""
-        dout = dlogits
-        for layer in reversed(self.layers):
-            dout = layer.backward(dout)
+    def backward(self, dlogits: np.ndarray, input_grad: bool = False,
+                 gradients: list | None = None) -> np.ndarray | None:
+        """Back-propagate ``dlogits`` (N, K), assigning every parameter's gradient.
+
+        ``input_grad=True`` also returns the gradient with respect to the input
+        images (N, H, W, C), which training skips (the first layer does not
+        compute it). ``gradients``, if given, receives the gradient reaching
+        each layer's output, last layer first (the first is ``dlogits``).
+        """
+        first = self.layers[0]
+        first.input_grad = input_grad
+        try:
+            dout = dlogits
+            for layer in reversed(self.layers):
+                if gradients is not None:
+                    gradients.append(dout)
+                dout = layer.backward(dout)
+        finally:
+            first.input_grad = False
+        return dout
 
     def as_images(self, x: np.ndarray) -> np.ndarray:
         """Float32 images (N, H, W, C) from uint8 0-255 or float [0, 1] ones that pycnn.inputs accepts."""

@@ -82,6 +82,10 @@ class Trainer:
         self.train_seconds = self.test_seconds = 0.0
         self._guard = DivergenceGuard(model.params(), model.num_classes)
         self._eval_pos: int | None = None
+        # Something that watches the steps (pycnn.health.LayerHealth): asked before each step whether it
+        # wants it, then handed the step's layer outputs; None costs nothing.
+        self.observer = None
+        self._outputs: list | None = None
         self._start_epoch()
 
     @property
@@ -186,7 +190,13 @@ class Trainer:
         with self._clock("train_seconds"):
             if self.evaluating or self.done:
                 raise RuntimeError("no training step is due: the epoch's test evaluation or the run is unfinished")
-            logits = self.model.forward(self.model.as_images(x), training=True)
+            images = self.model.as_images(x)
+            if self.observer is not None and self.observer.wants(self.step + 1):
+                self._outputs = []
+                logits = self.model.forward(images, training=True, outputs=self._outputs)
+            else:
+                self._outputs = None
+                logits = self.model.forward(images, training=True)
             loss, dlogits = self.loss(logits, y)
             if share != 1.0:
                 # Gradients are linear in dlogits: scaling its (N, K) numbers scales
@@ -217,6 +227,9 @@ class Trainer:
                      "steps_per_epoch": self.steps_per_epoch, "loss": loss,
                      "accuracy": correct / count, "running_accuracy": self._correct / self._seen,
                      "examples": self._seen, "examples_total": self.train_size}
+            if self._outputs is not None:
+                self.observer.observe(self, self._outputs, self._guard.previous, event)
+                self._outputs = None
             if self._batch == self.steps_per_epoch:
                 self._eval_pos = 0  # the next unit of work evaluates the test set
             return event

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from . import settings
+from . import session_insight, settings, userdigits
 from .data import mnist_from_idx_buffers
 from .errors import DataFormatError
 from .homework import page as homework_page
@@ -121,17 +121,24 @@ def set_dataset(train_images: Any, train_labels: Any, test_images: Any, test_lab
 def predict(pixels: Any, width: int, height: int) -> dict:
     """Classify ``height`` rows of ``width`` ink bytes (0 blank, 255 ink): {"digit", "probs": [10],
     "image": [784] (the network's input), "maps": [image blocks]}, all None for an empty canvas."""
+    return _session.predict(_ink(pixels, width, height))
+
+
+def _ink(pixels: Any, width: int, height: int) -> np.ndarray:
+    """Canvas ink (height, width) uint8 from ``height`` rows of ``width`` bytes."""
     if isinstance(width, bool) or isinstance(height, bool) or int(width) != width or int(height) != height \
             or not (1 <= width <= MAX_CANVAS and 1 <= height <= MAX_CANVAS):
         raise ValueError(f"canvas size must be whole numbers from 1 to {MAX_CANVAS}, got {width}x{height}")
     flat = _buffer(pixels, "pixels")
     if flat.size != width * height:
         raise ValueError(f"{flat.size} pixels do not make a {width}x{height} canvas")
-    return _session.predict(flat.reshape(int(height), int(width)))
+    return flat.reshape(int(height), int(width))
 
 
 def start_training(config: Any, workers: int = 1) -> dict:
-    return _with_state(homework_page.start_training(_session, config, workers))
+    reply = homework_page.start_training(_session, config, workers)
+    session_insight.watch_health(_session)
+    return _with_state(reply)
 
 
 def train_slice(max_seconds: float = 0.2, max_steps: int | None = None) -> dict:
@@ -179,3 +186,65 @@ def start_evaluation() -> dict:
 
 def evaluation_slice(max_seconds: float = 0.2) -> dict:
     return _with_state(_session.evaluation_slice(max_seconds))
+
+
+# -- seeing learning happen (pycnn.session_insight) ---------------------------------
+
+
+def saliency(pixels: Any, width: int, height: int, target: int | None = None) -> dict:
+    """The saliency map of the drawn digit for class ``target`` (None: the predicted one)."""
+    return session_insight.saliency(_session, _ink(pixels, width, height), target)
+
+
+def step_apart(pixels: Any, width: int, height: int, label: int, optimizer: str = "sgd",
+               lr: float | None = None) -> dict:
+    """One training step taken apart on the drawn digit, labelled ``label``."""
+    return session_insight.step_apart(_session, label, _ink(pixels, width, height), optimizer=optimizer, lr=lr)
+
+
+def step_apart_test(index: int, optimizer: str = "sgd", lr: float | None = None) -> dict:
+    """One training step taken apart on test image ``index`` with its true label."""
+    return session_insight.step_apart(_session, None, test_index=index, optimizer=optimizer, lr=lr)
+
+
+def step_apart_mistake(k: int, optimizer: str = "sgd", lr: float | None = None) -> dict:
+    """One training step taken apart on the ``k``-th mistake of the Evaluation panel's gallery."""
+    return session_insight.step_apart_mistake(_session, k, optimizer, lr)
+
+
+def user_digit(pixels: Any, width: int, height: int) -> dict:
+    """The drawn digit as your gallery keeps it: {"image": 784 bytes, "digit", "probs"}."""
+    return session_insight.user_digit(_session, _ink(pixels, width, height))
+
+
+def _digits(images: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
+    x, y = _buffer(images, "your digits"), _labels(labels, "your digits' labels")
+    if x.size != 784 * len(y):
+        raise DataFormatError(f"your digits: {x.size} bytes are not {len(y)} images of 28x28")
+    return userdigits.check_digits(x.reshape(-1, 28, 28), y)
+
+
+def digits_file(images: Any, labels: Any) -> bytes:
+    """Your digits (N * 784 bytes, N label bytes) as the .npz that `pycnn train --extra` reads."""
+    return userdigits.digits_to_bytes(*_digits(images, labels))
+
+
+def read_digits_file(data: Any) -> dict:
+    """A digits .npz's contents: {"images": N * 784 bytes, "labels": [N], "count": N}."""
+    x, y = userdigits.read_digits(_buffer(data, "the digits file").tobytes())
+    return {"images": x.tobytes(), "labels": y.tolist(), "count": len(y)}
+
+
+def fine_tune(images: Any, labels: Any, seconds: float = 3.0) -> dict:
+    """Fine-tune the current model on MNIST mixed with your digits; the result is used for drawing."""
+    return _with_state(session_insight.fine_tune(_session, *_digits(images, labels), float(seconds)))
+
+
+def health() -> dict | None:
+    """The run's layer health over its steps (pycnn.health.LayerHealth.series), or None."""
+    return session_insight.health(_session)
+
+
+def set_lr(lr: float) -> dict:
+    """Use learning rate ``lr`` from the running run's next step: {"mark": {"step", "lr"}, "state"}."""
+    return _with_state(mark=session_insight.set_lr(_session, _py(lr)))

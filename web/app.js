@@ -1,17 +1,22 @@
 // The page's start-up: the worker and its Python, then every card wired to
 // the store (web/store.js). Each card is its own module: drawing.js, models.js,
-// training.js, workers.js, evaluation.js, insight.js, code.js. No numbers are learned,
-// predicted or measured in JavaScript: they all come from pycnn.web.
+// training.js, workers.js, evaluation.js, insight.js, code.js, saliency.js, anatomy.js,
+// handwriting.js, health.js. No numbers are learned, predicted or measured in
+// JavaScript: they all come from pycnn.web.
 
+import { setUpAnatomy } from "./anatomy.js";
 import { setUpCode } from "./code.js";
 import { connect } from "./connection.js";
 import { predict, setUpDrawing } from "./drawing.js";
 import { setUpEvaluation } from "./evaluation.js";
+import { setUpHandwriting } from "./handwriting.js";
+import { setUpHealth } from "./health.js";
 import { refreshViews, setUpInsight, showFilters } from "./insight.js";
 import { setManifest } from "./mnist.js";
 import { modelMessage, setUpModels } from "./models.js";
 import { keepForOffline } from "./offline.js";
 import { proxy } from "./peer.js";
+import { setUpSaliency } from "./saliency.js";
 import { pageState, setPage, store, subscribe, take } from "./store.js";
 import { setUpTraining, showChart } from "./training.js";
 import { setUpWorkers } from "./workers.js";
@@ -58,6 +63,10 @@ async function start() {
   setUpEvaluation();
   setUpInsight();
   setUpCode();
+  setUpSaliency();
+  setUpAnatomy();
+  setUpHandwriting();
+  setUpHealth();
   let first;
   try {
     first = connect(); // throws in browsers without module workers

@@ -80,8 +80,21 @@ function showSeen(image) {
   seen.putImageData(pixels, 0, 0);
 }
 
+const listeners = new Set();
+
+/** Call `fn(reply)` after each prediction is shown (reply null: blank canvas). */
+export function onPrediction(fn) {
+  listeners.add(fn);
+}
+
+/** The canvas ink as predict takes it, {pixels, width, height}, or null when the canvas is blank. */
+export function currentInk() {
+  return inked ? { pixels: inkPixels(), width: canvas.width, height: canvas.height } : null;
+}
+
 // reply: pycnn.web.predict's {digit, probs, image, maps}, or null for a blank canvas.
 function show(reply) {
+  for (const fn of listeners) fn(reply);
   const digit = reply && reply.digit != null ? reply.digit : null;
   prediction.textContent = digit === null ? "draw a digit" : String(digit);
   prediction.classList.toggle("empty", digit === null);

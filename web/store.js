@@ -20,6 +20,7 @@ export const store = {
     message: null, // {text, bad}: the Train card's own message when a run never reached Python
     workersNote: null, // {text, bad}: workers starting, or a fallback to one worker
     evaluating: false, // an evaluation request is in flight (MNIST download included)
+    digits: [], // your handwritten digits as IndexedDB keeps them, [{id, image, label}] (web/handwriting.js)
   },
 };
 

@@ -134,6 +134,22 @@ const api = {
   exerciseCode: (source, name, solved) => call("exercise_code", source, name, solved),
   exerciseLines: (source) => call("exercise_lines", source),
 
+  // Seeing learning happen (pycnn.session_insight; web/saliency.js, anatomy.js, handwriting.js and health.js draw the replies).
+  saliency: (pixels, width, height, target) => call("saliency", pixels, width, height, target ?? null),
+  stepApart: (pixels, width, height, label, optimizer, lr) => call("step_apart", pixels, width, height, label, optimizer, lr ?? null),
+  stepApartTest: (index, optimizer, lr) => call("step_apart_test", index, optimizer, lr ?? null),
+  stepApartMistake: (k, optimizer, lr) => call("step_apart_mistake", k, optimizer, lr ?? null),
+  userDigit: (pixels, width, height) => call("user_digit", pixels, width, height),
+  digitsFile: (images, labels) => bytesOut(call("digits_file", images, labels)),
+  readDigitsFile: (bytes) => call("read_digits_file", bytes),
+  health: () => call("health"),
+  setLr: (lr) => call("set_lr", lr), // heard between two slices of the run: applies from its next step
+  async fineTune(images, labels, seconds) {
+    const reply = call("fine_tune", images, labels, seconds);
+    await keep.keepModel(call("model_bytes")); // the fine-tuned model is the one to restore after a reload
+    return reply;
+  },
+
   // One worker: train in slices until Python says the run is over (done,
   // stopped or diverged). onStart(reply) once the run is set up; onProgress
   // after each slice. Returns the last reply.
